@@ -1,0 +1,83 @@
+"""Load a trained model from a ferlight checkpoint, with torch alone (no Lightning, no training code).
+
+A ferlight checkpoint is a Lightning checkpoint of :class:`ferlight.module.EmotionClassifier` (or
+the slim copy that :func:`save_slim` writes, as shipped in ``ferlight/weights``): a dict whose
+``hyper_parameters`` hold ``arch``, ``model_options``, ``class_names`` and ``crop_size``, and whose
+``state_dict`` holds the model's weights under the ``model.`` prefix. It loads with
+``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ferlight.data.preprocess import IMAGE_SIZE
+from ferlight.errors import CheckpointError, FerlightError
+from ferlight.models import create_model
+
+PREFIX = "model."
+REQUIRED = ("arch", "class_names")
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode and what is needed to feed it and read its output."""
+
+    model: nn.Module
+    arch: str
+    class_names: tuple[str, ...]
+    crop_size: int = IMAGE_SIZE
+    model_options: dict = field(default_factory=dict)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint's dict, checked to be a ferlight checkpoint; CheckpointError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+        raise CheckpointError(f"{path} is not a ferlight checkpoint ({type(err).__name__}: {err})".splitlines()[0]) from None
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hparams, dict) or any(k not in hparams for k in REQUIRED) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} is not a ferlight checkpoint (no arch/class_names hyper-parameters or state_dict)")
+    return ckpt
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model saved in ``path`` and load its weights, in eval mode on ``device``."""
+    ckpt = read_checkpoint(path)
+    hp = ckpt["hyper_parameters"]
+    options = dict(hp.get("model_options") or {})
+    try:
+        model = create_model(hp["arch"], num_classes=len(hp["class_names"]), **options)
+        weights = {k[len(PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
+        model.load_state_dict(weights)
+    except (FerlightError, RuntimeError, TypeError) as err:
+        raise CheckpointError(f"{path}: cannot rebuild model {hp['arch']!r}: {err}".splitlines()[0]) from None
+    return LoadedModel(
+        model=model.to(device).eval(),
+        arch=hp["arch"],
+        class_names=tuple(hp["class_names"]),
+        crop_size=int(hp.get("crop_size", IMAGE_SIZE)),
+        model_options=options,
+    )
+
+
+def save_slim(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Write a weights-only copy of a checkpoint (hyper-parameters + model weights, no optimiser)."""
+    ckpt = read_checkpoint(src)
+    slim = {
+        "hyper_parameters": ckpt["hyper_parameters"],
+        "state_dict": {k: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)},
+    }
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save(slim, tmp)
+    os.replace(tmp, dst)

@@ -1,0 +1,46 @@
+"""Errors a user can fix, and the one place that turns them into a clean exit.
+
+Library code raises a subclass of :class:`FerlightError` with a message that names what is wrong
+and where (file, line, option). Command lines wrap their ``main`` in :func:`exit_on_error`, which
+prints that message as one line on stderr and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., object])
+
+EXIT_BAD_INPUT = 2
+
+
+class FerlightError(Exception):
+    """Bad input or configuration that the user can fix."""
+
+
+class DataError(FerlightError):
+    """A data file or folder is missing, malformed or inconsistent."""
+
+
+class ConfigError(FerlightError):
+    """An option, configuration file or architecture name is invalid."""
+
+
+class CheckpointError(FerlightError):
+    """A checkpoint is missing or was not written by ferlight."""
+
+
+def exit_on_error(main: F) -> F:
+    """Run ``main``; on a :class:`FerlightError` print one line and exit with status 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except FerlightError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(EXIT_BAD_INPUT) from None
+
+    return wrapper  # type: ignore[return-value]
