@@ -1,0 +1,204 @@
+"""One training run: data, model, Trainer and MLflow composed from a :class:`FitConfig`.
+
+``run_fit`` is what ``python -m ferlight.fit`` and every sweep trial call. It trains, picks the
+checkpoint with the best ``val/acc`` (never a test figure), tests it, and leaves in MLflow the
+params, per-epoch metrics, test metrics, classification report, confusion matrix, attention maps
+(for models that have them), the resolved ``config.yaml`` and the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+
+import ferlight
+from ferlight import reports, tracking
+from ferlight.config import FitConfig
+from ferlight.data import FER2013DataModule
+from ferlight.data.preprocess import eval_transform
+from ferlight.errors import ConfigError
+from ferlight.models import list_models
+from ferlight.module import EmotionClassifier
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+@dataclass
+class FitResult:
+    """What a finished run left: its MLflow run, best checkpoint and final metrics."""
+
+    run_id: str | None
+    best_checkpoint: Path | None
+    metrics: dict[str, float]
+
+
+def build_datamodule(cfg: FitConfig) -> FER2013DataModule:
+    return FER2013DataModule(
+        data=cfg.data,
+        protocol=cfg.protocol,
+        labels=cfg.labels,
+        ferplus=cfg.ferplus,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        augment=cfg.augment,
+        crop_size=cfg.crop_size,
+        cache_dir=cfg.cache_dir,
+    )
+
+
+def build_module(cfg: FitConfig, dm: FER2013DataModule) -> EmotionClassifier:
+    return EmotionClassifier(
+        arch=cfg.arch,
+        model_options=cfg.model_kwargs,
+        class_names=dm.class_names,
+        crop_size=cfg.crop_size,
+        optimizer=cfg.optimizer,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+        scheduler=cfg.scheduler,
+        label_smoothing=cfg.label_smoothing,
+        class_weights=dm.class_weights().tolist() if cfg.class_weights else None,
+        tta=cfg.tta,
+        channels_last=cfg.channels_last,
+    )
+
+
+def _resume_point(cfg: FitConfig) -> tuple[str | None, str | None]:
+    """(MLflow run id, checkpoint path) to continue from, or (None, None) for a fresh run.
+
+    Checkpoints live in ``checkpoint_dir/<experiment id>/<run id>/checkpoints/``, so a
+    ``last.ckpt`` path names its run, and ``auto`` finds the newest unfinished run of the same
+    experiment and run name.
+    """
+    if cfg.resume is None:
+        return None, None
+    if cfg.resume == "auto":
+        run_id = tracking.find_resumable_run(cfg.experiment, cfg.resolved_run_name, cfg.tracking_uri)
+        if run_id is None:
+            return None, None
+        found = sorted(Path(cfg.checkpoint_dir).glob(f"*/{run_id}/checkpoints/{LAST_CHECKPOINT}"))
+        return run_id, (str(found[0]) if found else None)
+    path = Path(cfg.resume)
+    if not path.is_file():
+        raise ConfigError(f"--resume: no checkpoint at {path}")
+    return path.parent.parent.name, str(path)
+
+
+class _MarkInterrupted(Callback):
+    """Remember a Ctrl-C, which Lightning reports to the logger as a failure."""
+
+    interrupted = False
+
+    def on_exception(self, trainer, pl_module, exception):
+        self.interrupted = isinstance(exception, KeyboardInterrupt)
+
+
+def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | None = None) -> FitResult:
+    """Train, select on validation, test and track one run; see the module docstring."""
+    if cfg.arch not in list_models():
+        raise ConfigError(f"unknown architecture {cfg.arch!r}; available: {', '.join(list_models())}")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    dm.prepare_data()  # bad data fails here, before anything is written
+    dm.setup("fit")
+    module = build_module(cfg, dm)
+
+    run_id, ckpt_path = _resume_point(cfg)
+    logger = tracking.create_logger(cfg.experiment, cfg.resolved_run_name, cfg.tracking_uri, run_id=run_id, tags=tags)
+    best = ModelCheckpoint(monitor="val/acc", mode="max", filename="best", save_last=True)
+    interrupt = _MarkInterrupted()
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs,
+        max_time=cfg.max_time,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
+        precision=cfg.precision,
+        limit_train_batches=cfg.limit_train_batches,
+        fast_dev_run=cfg.fast_dev_run,
+        logger=logger,
+        callbacks=[best, LearningRateMonitor(logging_interval="epoch"), interrupt, *callbacks],
+        default_root_dir=cfg.checkpoint_dir,
+        log_every_n_steps=10,
+    )
+    if run_id is None:  # a resumed run keeps the params it was started with
+        logger.log_hyperparams(_params(cfg, module, trainer))
+    try:
+        trainer.fit(module, dm, ckpt_path=ckpt_path)
+    except SystemExit:
+        if interrupt.interrupted and trainer.is_global_zero:
+            tracking.set_status(logger, "KILLED")
+        raise
+    best_path = Path(best.best_model_path) if best.best_model_path else None
+    trainer.test(module, dm, ckpt_path=str(best_path) if best_path else None, verbose=False)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if best.best_model_score is not None:
+        metrics["val/best_acc"] = float(best.best_model_score)
+        logger.log_metrics({"val/best_acc": metrics["val/best_acc"]})
+    if trainer.is_global_zero:
+        _log_artifacts(cfg, logger, module, dm, best_path)
+        tracking.set_status(logger, "FINISHED")
+    return FitResult(run_id=logger.run_id, best_checkpoint=best_path, metrics=metrics)
+
+
+def _params(cfg: FitConfig, module: EmotionClassifier, trainer: L.Trainer) -> dict:
+    params = asdict(cfg)
+    params.update(
+        model=cfg.model_kwargs,
+        ferlight_version=ferlight.__version__,
+        git_commit=tracking.git_commit(),
+        parameters=sum(p.numel() for p in module.model.parameters()),
+        world_size=trainer.world_size,
+    )
+    return tracking.flatten({k: v for k, v in params.items() if k != "model_options"})
+
+
+def _log_artifacts(cfg, logger, module: EmotionClassifier, dm: FER2013DataModule, best_path: Path | None) -> None:
+    """Write the run's report files to a temporary folder and upload them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        files = [reports.write_text(tmp / "config.yaml", cfg.to_yaml())]
+        if module.test_confusion is not None:
+            confusion = module.test_confusion.numpy()
+            files += reports.write_report(reports.classification_report(confusion, module.class_names), tmp)
+            files.append(reports.plot_confusion_matrix(confusion, module.class_names, tmp / "confusion_matrix.png"))
+        if hasattr(module.model, "forward_with_attention"):
+            files.append(_attention_figure(module, dm, tmp / "attention_maps.png"))
+        tracking.log_artifacts(logger, files)
+        if best_path is not None:
+            tracking.log_artifacts(logger, [_as_best(best_path, tmp)], tracking.CHECKPOINT_ARTIFACTS)
+
+
+def _as_best(path: Path, tmp: Path) -> Path:
+    """The best checkpoint under the fixed artifact name ``best.ckpt`` (a link, no copy)."""
+    link = tmp / tracking.BEST_CHECKPOINT
+    link.symlink_to(path.resolve())
+    return link
+
+
+@torch.inference_mode()
+def _attention_figure(module: EmotionClassifier, dm: FER2013DataModule, path: Path) -> Path:
+    """Attention over the first test face of each class (the paper's Figure 8)."""
+    images, labels = dm.split_arrays("test")
+    picks = [int(np.flatnonzero(labels == c)[0]) for c in range(len(module.class_names)) if (labels == c).any()]
+    faces = images[picks]
+    x = eval_transform(torch.from_numpy(faces), module.hparams.crop_size).to(module.device)
+    module.eval()
+    logits, attention = module.model.forward_with_attention(x.contiguous(memory_format=module.memory_format))
+    return reports.plot_attention_maps(
+        faces,
+        attention[:, 0].float().cpu().numpy(),
+        labels[picks],
+        logits.argmax(1).cpu().numpy(),
+        module.class_names,
+        path,
+    )
