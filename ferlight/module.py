@@ -26,6 +26,7 @@ from torchmetrics.classification import (
 
 from ferlight.data.preprocess import IMAGE_SIZE, TTA_MODES, tta_views
 from ferlight.errors import ConfigError
+from ferlight.evaluation import tta_probabilities
 from ferlight.models import create_model
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -68,7 +69,7 @@ class EmotionClassifier(L.LightningModule):
         _choice("optimizer", optimizer, OPTIMIZERS)
         _choice("scheduler", scheduler, SCHEDULERS)
         _choice("test-time augmentation", tta, TTA_MODES)
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # ferlight.training logs the whole config itself
         self.class_names = tuple(class_names)
         self.model = create_model(arch, num_classes=len(self.class_names), **(model_options or {}))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -103,9 +104,7 @@ class EmotionClassifier(L.LightningModule):
 
     def predict_proba(self, x: torch.Tensor, tta: str | None = None) -> torch.Tensor:
         """Class probabilities of a normalised 48 x 48 batch, averaged over test-time views."""
-        views = tta_views(x, tta or self.tta, self.hparams.crop_size)
-        logits = self(views.flatten(0, 1)).unflatten(0, views.shape[:2])
-        return logits.float().softmax(-1).mean(0)
+        return tta_probabilities(self, x, tta or self.tta, self.hparams.crop_size)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(

@@ -23,8 +23,15 @@ CHECKPOINT_ARTIFACTS = "checkpoints"
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The explicit URI, else ``$MLFLOW_TRACKING_URI``, else the local SQLite store."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """The explicit URI, else ``$MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the working folder.
+
+    The default is made absolute: MLflow caches one store per URI string, so a relative SQLite URI
+    would keep pointing at the first folder it was used in.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri == DEFAULT_TRACKING_URI:
+        return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return uri
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -77,7 +84,8 @@ def create_logger(experiment: str, run_name: str | None, uri: str | None = None,
         run = logger.experiment.get_run(logger.run_id)
     except Exception as err:
         raise ConfigError(f"cannot start an MLflow run in {uri!r}: {_first_line(err)}") from None
-    _check_local_artifacts(run.info.artifact_uri)
+    if run is not None:  # None on DDP ranks other than 0, whose logger does nothing
+        _check_local_artifacts(run.info.artifact_uri)
     return logger
 
 

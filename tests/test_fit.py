@@ -1,0 +1,247 @@
+"""`python -m ferlight.fit`: the MLflow contract, resumption, interruption, bad input and DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from ferlight.checkpoint import load_model
+from ferlight.data import CLASS_NAMES
+from ferlight.fit import main
+from tiny_data import PER_CLASS, write_tiny_fer2013
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    return write_tiny_fer2013(tmp_path_factory.mktemp("data") / "fer2013.csv")
+
+
+@pytest.fixture
+def workdir(tmp_path, tiny_csv, monkeypatch):
+    """A fresh folder as the working directory, with the data cache inside it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FERLIGHT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+def store(workdir: Path) -> str:
+    """The default store of a run started in ``workdir``, as an absolute URI."""
+    return f"sqlite:///{workdir}/mlflow.db"
+
+
+def fit_args(tiny_csv, *extra):
+    return ["--data", str(tiny_csv), "--arch", "fervgg_small", "--epochs", "2", "--batch-size", "32",
+            "--accelerator", "cpu", "--devices", "1", *extra]
+
+
+def run_cli(*args, cwd, timeout=300):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "ferlight.fit", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def only_run(uri: str):
+    runs = mlflow.MlflowClient(uri).search_runs(
+        [e.experiment_id for e in mlflow.MlflowClient(uri).search_experiments()]
+    )
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
+
+
+def test_default_store_holds_the_whole_contract(workdir, tiny_csv):
+    assert main(fit_args(tiny_csv, "--protocol", "standard", "--run-name", "contract")) == 0
+    uri = store(workdir)
+    assert (workdir / "mlflow.db").is_file() and (workdir / "mlruns").is_dir()
+    run = only_run(uri)
+    client = mlflow.MlflowClient(uri)
+    assert run.info.status == "FINISHED" and run.info.run_name == "contract"
+
+    names = [n.lower() for n in CLASS_NAMES]
+    per_epoch = ["train/loss", "train/acc", "val/loss", "val/acc", "val/f1_macro"] + [f"val/f1/{n}" for n in names]
+    for key in per_epoch:
+        assert len(client.get_metric_history(run.info.run_id, key)) == 2, key
+    test_keys = ["test/acc", "test/f1_macro"] + [f"test/{k}/{n}" for k in ("precision", "recall", "f1") for n in names]
+    assert set(test_keys) <= run.data.metrics.keys()
+
+    params = run.data.params
+    for key in ("arch", "protocol", "optimizer", "lr", "batch_size", "epochs", "seed", "precision", "devices",
+                "dropout_placement", "ferlight_version", "git_commit"):
+        assert key in params, key
+    assert (params["arch"], params["protocol"], params["optimizer"], params["batch_size"]) == ("fervgg_small", "standard", "adam", "32")
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"classification_report.txt", "classification_report.json", "confusion_matrix.png", "config.yaml",
+            "checkpoints"} <= artifacts
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, tracking_uri=uri, dst_path=str(workdir / "dl")))
+    report = json.loads((local / "classification_report.json").read_text())
+    assert sum(report[n]["support"] for n in names) == PER_CLASS["PrivateTest"] * 7
+    assert report["micro avg"]["precision"] == pytest.approx(run.data.metrics["test/acc"])
+    assert "precision" in (local / "classification_report.txt").read_text().splitlines()[0]
+
+    config = yaml.safe_load((local / "config.yaml").read_text())
+    assert config["arch"] == "fervgg_small" and config["protocol"] == "standard"
+    loaded = load_model(local / "checkpoints" / "best.ckpt")
+    assert loaded.arch == "fervgg_small" and loaded.class_names == tuple(CLASS_NAMES)
+
+
+def test_params_record_the_settings(workdir, tiny_csv):
+    main(fit_args(tiny_csv, "--optimizer", "sgd", "--lr", "0.02", "--epochs", "1", "--dropout", "0.2"))
+    params = only_run(store(workdir)).data.params
+    assert (params["optimizer"], params["lr"], params["batch_size"], params["model.dropout"]) == ("sgd", "0.02", "32", "0.2")
+
+
+def test_attention_run_logs_attention_maps(workdir, tiny_csv):
+    main(fit_args(tiny_csv, "--arch", "attention", "--epochs", "1", "--limit-train-batches", "2"))
+    run = only_run(store(workdir))
+    assert "attention_maps.png" in {a.path for a in mlflow.MlflowClient(store(workdir)).list_artifacts(run.info.run_id)}
+
+
+def test_config_file_round_trip(workdir, tiny_csv):
+    cfg = workdir / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"optimizer": "rmsprop", "epochs": 1, "label_smoothing": 0.1}))
+    main(fit_args(tiny_csv, "--config", str(cfg), "--epochs", "1"))
+    params = only_run(store(workdir)).data.params
+    assert params["optimizer"] == "rmsprop" and params["label_smoothing"] == "0.1"
+
+
+def test_help_lists_every_option_with_its_default(workdir):
+    out = run_cli("--help", cwd=workdir)
+    assert out.returncode == 0
+    for option in ("--arch", "--data", "--protocol", "--labels", "--optimizer", "--lr", "--weight-decay",
+                   "--scheduler", "--batch-size", "--epochs", "--dropout-placement", "--augment",
+                   "--label-smoothing", "--seed", "--accelerator", "--devices", "--strategy", "--num-nodes",
+                   "--precision", "--limit-train-batches", "--fast-dev-run", "--experiment", "--run-name",
+                   "--tracking-uri", "--resume", "--config"):
+        assert option in out.stdout, option
+    text = " ".join(out.stdout.split())
+    assert "default: attention)" in text and "default: adam)" in text and "default: 64)" in text
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--arch", "vgg19"], "unknown architecture 'vgg19'"),
+        (["--optimizer", "lbfgs"], "optimizer"),
+        (["--batch-size", "many"], "batch_size"),
+        (["--data", "/nonexistent/fer2013.csv"], "/nonexistent/fer2013.csv"),
+        (["--tracking-uri", "sqlite:////proc/ferlight/mlflow.db"], "tracking"),
+        (["--model-options", "{colour: 3}"], "colour"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(workdir, tiny_csv, args, expected):
+    out = run_cli(*fit_args(tiny_csv, *args), cwd=workdir)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert expected in lines[0]
+    assert not (workdir / "mlruns").exists()
+
+
+def _wait_for(pattern: str, root: Path, proc, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if list(root.glob(pattern)):
+            return
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.2)
+    raise AssertionError(f"{pattern} never appeared")
+
+
+def _start(workdir, args):
+    return subprocess.Popen([sys.executable, "-m", "ferlight.fit", *args], cwd=workdir, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "FERLIGHT_CACHE": str(workdir / "cache")})
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_auto_gives_one_complete_run(workdir, tiny_csv):
+    args = fit_args(tiny_csv, "--epochs", "3", "--batch-size", "8", "--run-name", "killed")
+    proc = _start(workdir, args)
+    _wait_for("checkpoints/*/*/checkpoints/last.ckpt", workdir, proc)
+    time.sleep(1.0)  # into the second epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert only_run(store(workdir)).info.status == "RUNNING"
+
+    out = run_cli(*args, "--resume", "auto", cwd=workdir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = only_run(store(workdir))
+    client = mlflow.MlflowClient(store(workdir))
+    assert run.info.status == "FINISHED"
+    assert len({m.step for m in client.get_metric_history(run.info.run_id, "val/acc")}) == 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_run_killed(workdir, tiny_csv):
+    proc = _start(workdir, fit_args(tiny_csv, "--epochs", "50", "--batch-size", "8"))
+    _wait_for("checkpoints/*/*/checkpoints/last.ckpt", workdir, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    assert only_run(store(workdir)).info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_makes_one_run_over_the_whole_test_set(workdir, tiny_csv):
+    out = run_cli(*fit_args(tiny_csv, "--epochs", "1", "--strategy", "ddp", "--devices", "2", "--protocol", "standard"),
+                  cwd=workdir, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = only_run(store(workdir))
+    assert run.data.params["world_size"] == "2"
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="classification_report.json",
+                                                     tracking_uri=store(workdir), dst_path=str(workdir / "dl")))
+    report = json.loads(local.read_text())
+    assert report["micro avg"]["support"] == PER_CLASS["PrivateTest"] * 7
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_metrics_read_back_from_a_real_mlflow_server(workdir, tiny_csv):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{workdir}/server.db", "--artifacts-destination", str(workdir / "served"),
+         "--workers", "1"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "mlflow server did not start"
+                time.sleep(0.5)
+        main(fit_args(tiny_csv, "--epochs", "1", "--tracking-uri", base, "--experiment", "served"))
+        query = json.dumps({"experiment_ids": ["1"], "max_results": 5}).encode()
+        request = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", data=query,
+                                         headers={"Content-Type": "application/json"})
+        runs = json.load(urllib.request.urlopen(request, timeout=10))["runs"]
+        assert len(runs) == 1
+        run_id = runs[0]["info"]["run_id"]
+        got = json.load(urllib.request.urlopen(f"{base}/api/2.0/mlflow/runs/get?run_id={run_id}", timeout=10))
+        metrics = {m["key"]: m["value"] for m in got["run"]["data"]["metrics"]}
+        assert 0.0 <= metrics["test/acc"] <= 1.0 and "test/f1/happy" in metrics
+        assert got["run"]["info"]["status"] == "FINISHED"
+        assert not (workdir / "mlflow.db").exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
