@@ -11,13 +11,14 @@ from typing import Sequence
 
 from ferlight.config import build_parser, parse_namespace, to_config
 from ferlight.errors import exit_on_error
-from ferlight.training import run_fit
 
 
 @exit_on_error
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser("python -m ferlight.fit", "Train a facial-emotion model on FER2013, tracked in MLflow.")
     cfg = to_config(parse_namespace(parser, argv))
+    from ferlight.training import run_fit  # after parsing: --help and option errors stay instant
+
     result = run_fit(cfg)
     if result.run_id is not None:
         summary = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()) if k in ("val/best_acc", "test/acc", "test/f1_macro"))

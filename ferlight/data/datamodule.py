@@ -3,11 +3,14 @@
 Faces stay in memory as uint8 tensors and a batch is one indexing operation (the dataset's
 ``__getitems__``), so loading costs microseconds and needs no worker processes. Normalisation and
 augmentation run on whole batches after they reach the training device (``on_after_batch_transfer``):
-training batches go through :class:`BatchAugment`, every other batch through exactly
-:func:`ferlight.data.preprocess.eval_transform`, as at inference.
+training batches go through :class:`BatchAugment`; every other batch is only normalised and stays
+48 x 48, because the model's evaluation crop and test-time views (centre crop, flip, ten crops) are
+taken by ``EmotionClassifier`` with :func:`ferlight.data.preprocess.tta_views`.
 
-Under DDP, Lightning swaps the loaders' samplers for ``DistributedSampler`` (it rebuilds the
-``DataLoader`` with the same arguments), so each rank reads its own shard.
+Under DDP, Lightning swaps the training loader's sampler for a ``DistributedSampler`` (it rebuilds
+the ``DataLoader`` with the same arguments), so each rank reads its own shard. Validation and test
+loaders get an ``UnrepeatedDistributedSampler`` instead, which pads nothing: metrics then count every
+face exactly once (per-class supports add up to the split's size).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from ferlight.data.augment import BatchAugment
 from ferlight.data.fer_data import CLASS_NAMES, FERPLUS_CLASS_NAMES
 from ferlight.data.load import LABEL_SETS, load_fer2013
-from ferlight.data.preprocess import IMAGE_SIZE, eval_transform, normalize
+from ferlight.data.preprocess import IMAGE_SIZE, normalize
 from ferlight.data.protocols import PROTOCOLS, SPLITS, split_protocol
 from ferlight.errors import ConfigError, DataError
 
@@ -75,7 +79,7 @@ class FER2013DataModule(L.LightningDataModule):
             raise ConfigError(f"unknown labels {labels!r}; choose from {', '.join(LABEL_SETS)}")
         if batch_size < 1 or num_workers < 0:
             raise ConfigError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size} and {num_workers}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # ferlight.training logs the whole config itself
         self.batch_augment = BatchAugment(augment, crop_size)
         self.class_names = FERPLUS_CLASS_NAMES if labels == "ferplus" else CLASS_NAMES
         self.num_classes = len(self.class_names)
@@ -106,11 +110,11 @@ class FER2013DataModule(L.LightningDataModule):
         return self._loader("test")
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Normalise on the device; augment training batches, centre-crop all others."""
+        """Normalise on the device; augment training batches (evaluation crops are the model's)."""
         images, labels = batch
         if self.trainer is not None and self.trainer.training:
             return self.batch_augment(normalize(images)), labels
-        return eval_transform(images, self.hparams.crop_size), labels
+        return normalize(images), labels
 
     def split_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 images N x 48 x 48, int64 labels) of "train", "val" or "test" (sets up if needed)."""
@@ -139,10 +143,16 @@ class FER2013DataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         images, labels = self.split_arrays(split)
         batch_size, workers = self.hparams.batch_size, self.hparams.num_workers
+        dataset = FaceTensors(images, labels)
+        sampler = None
+        trainer = self.trainer
+        if not shuffle and trainer is not None and trainer.world_size > 1:
+            sampler = UnrepeatedDistributedSampler(dataset, trainer.world_size, trainer.global_rank, shuffle=False)
         return DataLoader(
-            FaceTensors(images, labels),
+            dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             drop_last=shuffle and len(labels) % batch_size == 1,
             num_workers=workers,
             persistent_workers=workers > 0,

@@ -1,0 +1,100 @@
+"""``python -m ferlight.evaluate``: score checkpoints on a split, with test-time augmentation.
+
+    python -m ferlight.evaluate --checkpoint best.ckpt --protocol standard --split test --tta tencrop
+    python -m ferlight.evaluate --run-id RUN --log true      # the run's best checkpoint; log the result
+    python -m ferlight.evaluate --checkpoint a.ckpt --checkpoint b.ckpt   # an ensemble
+    python -m ferlight.evaluate                              # the model shipped with ferlight
+
+Prints the paper-layout classification report and the accuracy, naming protocol, split and views.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional, Sequence
+
+from ferlight.checkpoint import load_model
+from ferlight.config import build_parser, parse_namespace, to_config
+from ferlight.data import load_fer2013, split_protocol
+from ferlight.errors import ConfigError, exit_on_error
+from ferlight.evaluation import evaluate
+from ferlight.reports import format_report, write_report
+from ferlight.weights import DEFAULT_WEIGHTS
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate, on which data and split, and how."""
+
+    checkpoint: list[str] = field(default_factory=list, metadata={"help": "checkpoint(s); several make an ensemble (default: the shipped model)"})
+    run_id: list[str] = field(default_factory=list, metadata={"help": "MLflow run(s) whose best checkpoint to evaluate"})
+    tracking_uri: Optional[str] = field(default=None, metadata={"help": "MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"})
+    data: Optional[str] = field(default=None, metadata={"help": "FER2013 file or folder (default: $FERLIGHT_DATA, ./data/)"})
+    protocol: Literal["paper", "standard"] = field(default="standard", metadata={"help": "evaluation protocol"})
+    labels: Literal["fer2013", "ferplus"] = field(default="fer2013", metadata={"help": "label set"})
+    ferplus: Optional[str] = field(default=None, metadata={"help": "fer2013new.csv for --labels ferplus"})
+    split: Literal["train", "val", "test"] = field(default="test", metadata={"help": "split of the protocol to score"})
+    tta: Literal["none", "flip", "tencrop"] = field(default="none", metadata={"help": "test-time augmentation"})
+    batch_size: int = field(default=256, metadata={"help": "faces per forward pass"})
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:1 ..."})
+    log: bool = field(default=False, metadata={"help": "log metrics and report to the (single) --run-id"})
+    cache_dir: Optional[str] = field(default=None, metadata={"help": "parsed-data cache folder"})
+
+
+def checkpoint_paths(cfg: EvalConfig) -> list[Path]:
+    """The checkpoints named directly or through MLflow runs; the shipped model when none is."""
+    paths = [Path(p) for p in cfg.checkpoint]
+    if cfg.run_id:
+        from ferlight.tracking import best_checkpoint
+
+        paths += [best_checkpoint(run_id, cfg.tracking_uri) for run_id in cfg.run_id]
+    return paths or [DEFAULT_WEIGHTS]
+
+
+def run_evaluation(cfg: EvalConfig):
+    """Load the models and the split, evaluate, and (with ``log``) record the result in MLflow."""
+    if cfg.log and len(cfg.run_id) != 1:
+        raise ConfigError("--log needs exactly one --run-id to log to")
+    models = [load_model(path, cfg.device) for path in checkpoint_paths(cfg)]
+    data = load_fer2013(cfg.data, labels=cfg.labels, ferplus_path=cfg.ferplus, cache_dir=cfg.cache_dir)
+    if tuple(data.class_names) != models[0].class_names:
+        raise ConfigError(f"the model predicts {models[0].class_names}, the data has {tuple(data.class_names)}: check --labels")
+    index = split_protocol(data, cfg.protocol)[cfg.split]
+    result = evaluate(models, data.images[index], data.labels[index], cfg.tta, cfg.batch_size, cfg.device)
+    if cfg.log:
+        _log(cfg, result)
+    return result
+
+
+def _log(cfg: EvalConfig, result) -> None:
+    import mlflow
+
+    from ferlight.tracking import ensure_store
+
+    client = mlflow.MlflowClient(ensure_store(cfg.tracking_uri))
+    key = f"eval/{cfg.protocol}/{cfg.split}/{cfg.tta}"
+    run_id = cfg.run_id[0]
+    client.log_metric(run_id, f"{key}/acc", result.accuracy)
+    client.log_metric(run_id, f"{key}/f1_macro", result.report["macro avg"]["f1-score"])
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in write_report(result.report, tmp):
+            client.log_artifact(run_id, str(path), f"evaluation/{cfg.protocol}-{cfg.split}-{cfg.tta}")
+
+
+@exit_on_error
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser("python -m ferlight.evaluate", "Evaluate ferlight checkpoints on FER2013.", EvalConfig)
+    cfg = to_config(parse_namespace(parser, argv), EvalConfig)
+    result = run_evaluation(cfg)
+    print(format_report(result.report))
+    n = int(result.confusion.sum())
+    print(f"accuracy {result.accuracy:.4f} on {n} faces: protocol {cfg.protocol}, split {cfg.split}, tta {cfg.tta}, "
+          f"{len(cfg.checkpoint) + len(cfg.run_id) or 1} model(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
