@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Sequence, Union, get_type_hints
+from typing import Literal, Optional, Sequence, Union, get_args, get_origin, get_type_hints
 
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser
@@ -91,9 +91,10 @@ def add_dataclass_arguments(parser: ArgumentParser, cls, skip: Sequence[str] = (
         if f.name in skip:
             continue
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}", type=types[f.name], default=default, help=f.metadata.get("help")
-        )
+        kind, extra = types[f.name], {}
+        if get_origin(kind) is list:  # --name A B C
+            kind, extra = get_args(kind)[0], {"nargs": "+"}
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default, help=f.metadata.get("help"), **extra)
 
 
 def build_parser(prog: str, description: str, cls=FitConfig) -> ArgumentParser:

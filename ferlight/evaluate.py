@@ -2,7 +2,7 @@
 
     python -m ferlight.evaluate --checkpoint best.ckpt --protocol standard --split test --tta tencrop
     python -m ferlight.evaluate --run-id RUN --log true      # the run's best checkpoint; log the result
-    python -m ferlight.evaluate --checkpoint a.ckpt --checkpoint b.ckpt   # an ensemble
+    python -m ferlight.evaluate --checkpoint a.ckpt b.ckpt           # an ensemble
     python -m ferlight.evaluate                              # the model shipped with ferlight
 
 Prints the paper-layout classification report and the accuracy, naming protocol, split and views.

@@ -1,0 +1,79 @@
+"""`python -m ferlight.evaluate`: checkpoints, ensembles, test-time views, logging, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ferlight.checkpoint import PREFIX
+from ferlight.data import CLASS_NAMES
+from ferlight.evaluate import EvalConfig, main, run_evaluation
+from ferlight.models import create_model
+from tiny_data import PER_CLASS, write_tiny_fer2013
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    return write_tiny_fer2013(tmp_path_factory.mktemp("data") / "fer2013.csv")
+
+
+def save_checkpoint(path, seed=0, crop_size=48):
+    torch.manual_seed(seed)
+    model = create_model("fervgg_small")
+    hp = {"arch": "fervgg_small", "model_options": {}, "class_names": CLASS_NAMES, "crop_size": crop_size}
+    torch.save({"hyper_parameters": hp, "state_dict": {PREFIX + k: v for k, v in model.state_dict().items()}}, path)
+    return path
+
+
+def config(tiny_csv, tmp_path, **kwargs):
+    return EvalConfig(data=str(tiny_csv), cache_dir=str(tmp_path / "cache"), **kwargs)
+
+
+def test_report_and_accuracy_on_the_chosen_split(tiny_csv, tmp_path, capsys):
+    ckpt = save_checkpoint(tmp_path / "a.ckpt")
+    assert main(["--checkpoint", str(ckpt), "--data", str(tiny_csv), "--cache-dir", str(tmp_path / "c"),
+                 "--protocol", "standard", "--split", "val"]) == 0
+    out = capsys.readouterr().out
+    assert "precision" in out.splitlines()[0] and "weighted avg" in out
+    assert f"on {PER_CLASS['PublicTest'] * 7} faces: protocol standard, split val, tta none" in out
+
+
+def test_ensemble_averages_member_probabilities(tiny_csv, tmp_path):
+    a, b = save_checkpoint(tmp_path / "a.ckpt", 0), save_checkpoint(tmp_path / "b.ckpt", 1)
+    one = run_evaluation(config(tiny_csv, tmp_path, checkpoint=[str(a)]))
+    two = run_evaluation(config(tiny_csv, tmp_path, checkpoint=[str(b)]))
+    both = run_evaluation(config(tiny_csv, tmp_path, checkpoint=[str(a), str(b)]))
+    np.testing.assert_allclose(both.probabilities, (one.probabilities + two.probabilities) / 2, atol=1e-5)
+    assert both.confusion.sum() == PER_CLASS["PrivateTest"] * 7
+
+
+def test_tencrop_differs_from_the_centre_crop(tiny_csv, tmp_path):
+    ckpt = save_checkpoint(tmp_path / "a.ckpt", crop_size=44)
+    centre = run_evaluation(config(tiny_csv, tmp_path, checkpoint=[str(ckpt)]))
+    tencrop = run_evaluation(config(tiny_csv, tmp_path, checkpoint=[str(ckpt)], tta="tencrop"))
+    assert not np.allclose(centre.probabilities, tencrop.probabilities)
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--checkpoint", "/nonexistent.ckpt"], "checkpoint not found: /nonexistent.ckpt"),
+        (["--split", "dev"], "split"),
+        (["--log", "true"], "--log needs exactly one --run-id"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tiny_csv, tmp_path, capsys, args, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--data", str(tiny_csv), *args])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+
+
+def test_a_file_that_is_not_a_checkpoint(tiny_csv, tmp_path, capsys):
+    bogus = tmp_path / "notes.ckpt"
+    bogus.write_text("hello")
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(bogus), "--data", str(tiny_csv)])
+    assert "is not a ferlight checkpoint" in capsys.readouterr().err
