@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ferlight.config import FitConfig
+from ferlight.reports import write_text
 from ferlight.study import load_study_spec, trial_config
 from ferlight.training import run_fit
 
@@ -91,9 +92,7 @@ def write_table(rows: list[dict], base: FitConfig, output: Path) -> None:
             f"{100 * row['val']:.1f} | {100 * row['test']:.1f} | {row['seconds']:.0f} | `{row['run_id']}` |"
         )
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(output)
+    write_text(output, "\n".join(lines) + "\n")
 
 
 def main() -> None:

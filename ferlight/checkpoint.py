@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ferlight.atomic import atomic_output
 from ferlight.data.preprocess import IMAGE_SIZE
 from ferlight.errors import CheckpointError, FerlightError
 from ferlight.models import create_model
@@ -77,7 +78,5 @@ def save_slim(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         "hyper_parameters": ckpt["hyper_parameters"],
         "state_dict": {k: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)},
     }
-    dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    torch.save(slim, tmp)
-    os.replace(tmp, dst)
+    with atomic_output(dst) as tmp:
+        torch.save(slim, tmp)

@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ferlight.atomic import atomic_output  # noqa: E402
+
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros_like(num, dtype=float), where=den > 0)
@@ -69,17 +71,11 @@ def format_report(report: dict, digits: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{path.suffix}")
-
-
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary name."""
-    path = Path(path)
-    tmp = _atomic_path(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def write_report(report: dict, directory: str | os.PathLike) -> list[Path]:
@@ -92,12 +88,10 @@ def write_report(report: dict, directory: str | os.PathLike) -> list[Path]:
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    tmp = _atomic_path(path)
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], path: str | os.PathLike) -> Path:

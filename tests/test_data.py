@@ -156,7 +156,7 @@ def test_compact_layout(tmp_path, data):
 
 
 def test_atomic_output_leaves_nothing_half_written(tmp_path):
-    from ferlight.data.atomic import atomic_output
+    from ferlight.atomic import atomic_output
 
     with pytest.raises(RuntimeError):
         with atomic_output(tmp_path / "out.csv") as tmp:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ferlight.data.atomic import atomic_output
+from ferlight.atomic import atomic_output
 from ferlight.data.fer_data import FERData
 from ferlight.errors import DataError
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ferlight.data.atomic import atomic_output
+from ferlight.atomic import atomic_output
 from ferlight.data.fer_data import CLASS_NAMES, USAGES, FERData
 from ferlight.data.preprocess import IMAGE_SIZE
 from ferlight.errors import DataError

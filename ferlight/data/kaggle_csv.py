@@ -22,7 +22,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from ferlight.data.atomic import atomic_output
+from ferlight.atomic import atomic_output
 from ferlight.data.fer_data import CLASS_NAMES, USAGES, FERData
 from ferlight.data.preprocess import IMAGE_SIZE
 from ferlight.errors import DataError
