@@ -1,0 +1,213 @@
+"""Face detectors for live inference: OpenCV's Haar cascade (shipped) and YuNet (bring the model).
+
+A detector maps a BGR or grey frame to face boxes ``(x, y, w, h)`` in that frame's pixels, as an
+``N x 4`` int array. Two searches are offered:
+
+- :meth:`FaceDetector.detect` scans the whole frame, optionally downscaled by ``detect_scale``
+  (the cascade's cost falls roughly with the square of the scale);
+- :meth:`FaceDetector.detect_near` looks for each known face only in a window around its last
+  box, at about its size. On video this is several times cheaper than a full scan, which is how
+  :class:`ferlight.inference.Recognizer` keeps up with a camera on a small CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ferlight.errors import ConfigError
+
+DETECTORS = ("haar", "yunet")
+HAAR_CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+# Defaults, tuned for live video on a small CPU (bench/RESULTS.md): search the frame at half size,
+# where the cascade's smallest window (24 px) is a 48 px face; 1.1 and 5 are OpenCV's defaults.
+DETECT_SCALE = 0.5
+MIN_FACE = 48
+SCALE_FACTOR = 1.1
+MIN_NEIGHBORS = 5
+# detect_near: the window around a known face (its box grown by NEAR_MARGIN of its side on each
+# side), the side (px) the face is scaled to in it (twice the cascade's 24 px window: smaller
+# misses faces), and the face sizes accepted there, relative to the known one. Tuned on the
+# tests' synthetic video: all faces found again, at about 2 ms each (bench/RESULTS.md).
+NEAR_MARGIN = 0.3
+NEAR_FACE = 48
+NEAR_SIZE_RANGE = (0.8, 1.25)
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def _bgr(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+
+
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1:
+        return image
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+def _boxes(found) -> np.ndarray:
+    return np.asarray(found, dtype=np.float64).reshape(-1, 4)
+
+
+def _clip(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Float boxes rounded to int, clipped to a frame of ``shape``, empty ones dropped, sorted left
+    to right (OpenCV's threads return them in varying order)."""
+    boxes = np.rint(boxes).astype(int).reshape(-1, 4)
+    height, width = shape[:2]
+    left, top = np.clip(boxes[:, 0], 0, width), np.clip(boxes[:, 1], 0, height)
+    right = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
+    bottom = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
+    clipped = np.stack([left, top, right - left, bottom - top], axis=1)
+    clipped = clipped[(clipped[:, 2] > 0) & (clipped[:, 3] > 0)]
+    return clipped[np.lexsort((clipped[:, 1], clipped[:, 0]))]
+
+
+class FaceDetector:
+    """Whole-frame and near-a-known-face search; subclasses implement :meth:`find`."""
+
+    def __init__(self, min_face: int = MIN_FACE, detect_scale: float = DETECT_SCALE) -> None:
+        if isinstance(min_face, bool) or not isinstance(min_face, int) or min_face < 1:
+            raise ConfigError(f"min_face must be a positive number of pixels, got {min_face!r}")
+        if not 0 < detect_scale <= 1:
+            raise ConfigError(f"detect_scale must be in (0, 1], got {detect_scale!r}")
+        self.min_face = min_face
+        self.detect_scale = detect_scale
+
+    def find(self, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
+        """Boxes (float N x 4) of faces of side in [min_size, max_size] px in ``image`` (BGR or grey)."""
+        raise NotImplementedError
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        """Every face of at least ``min_face`` px in the frame, as int boxes N x 4."""
+        scale = self.detect_scale
+        found = self.find(_resize(image, scale), max(1, round(self.min_face * scale)), None)
+        return _clip(found / scale, image.shape)
+
+    def detect_near(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """The face found near each box (at most one each, near-duplicates dropped), as int boxes."""
+        height, width = image.shape[:2]
+        kept: list[np.ndarray] = []
+        for x, y, w, h in np.asarray(boxes).reshape(-1, 4):
+            side = max(w, h)
+            margin = int(NEAR_MARGIN * side)
+            left, top = max(x - margin, 0), max(y - margin, 0)
+            right, bottom = min(x + w + margin, width), min(y + h + margin, height)
+            low, high = NEAR_SIZE_RANGE
+            if min(right - left, bottom - top) < low * side:
+                continue  # too little of the window is inside the frame to hold the face
+            scale = min(1.0, NEAR_FACE / side)
+            window = _resize(image[top:bottom, left:right], scale)
+            found = self.find(window, max(1, int(low * side * scale)), int(high * side * scale) + 1)
+            if len(found):
+                best = found[np.argmax(found[:, 2])] / scale + (left, top, 0, 0)
+                if not kept or box_iou(best[None], np.array(kept)).max() < 0.5:
+                    kept.append(best)
+        return _clip(np.array(kept), image.shape)
+
+
+class HaarDetector(FaceDetector):
+    """OpenCV's frontal-face Haar cascade on the histogram-equalised grey frame (as in the paper)."""
+
+    def __init__(
+        self,
+        scale_factor: float = SCALE_FACTOR,
+        min_neighbors: int = MIN_NEIGHBORS,
+        min_face: int = MIN_FACE,
+        detect_scale: float = DETECT_SCALE,
+        cascade: str | os.PathLike = HAAR_CASCADE,
+    ) -> None:
+        super().__init__(min_face, detect_scale)
+        if not scale_factor > 1:
+            raise ConfigError(f"scale_factor must be above 1, got {scale_factor!r}")
+        if isinstance(min_neighbors, bool) or not isinstance(min_neighbors, int) or min_neighbors < 0:
+            raise ConfigError(f"min_neighbors must be a non-negative integer, got {min_neighbors!r}")
+        self.cascade = cv2.CascadeClassifier(str(cascade))
+        if self.cascade.empty():
+            raise ConfigError(f"cannot load the Haar cascade {cascade} (opencv-python 4.x ships it; 5.x does not)")
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+
+    def find(self, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
+        grey = cv2.equalizeHist(_grey(image))
+        found = self.cascade.detectMultiScale(
+            grey,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(min_size, min_size),
+            maxSize=(max_size or 0, max_size or 0),  # 0: no upper bound
+        )
+        return _boxes(found)
+
+
+class YuNetDetector(FaceDetector):
+    """OpenCV's ``FaceDetectorYN`` with a YuNet ONNX model the user provides (it is not shipped)."""
+
+    def __init__(
+        self, model: str | os.PathLike, min_face: int = MIN_FACE, detect_scale: float = DETECT_SCALE, score_threshold: float = 0.7
+    ) -> None:
+        super().__init__(min_face, detect_scale)
+        if not Path(model).is_file():
+            raise ConfigError(f"YuNet model not found: {model} (download face_detection_yunet_*.onnx from OpenCV Zoo)")
+        try:
+            self.net = cv2.FaceDetectorYN.create(str(model), "", (320, 320), score_threshold)
+        except cv2.error as err:
+            raise ConfigError(f"{model} is not a YuNet ONNX model ({_first_line(err)})") from None
+
+    def detect_near(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """YuNet searches the whole frame every time: the near-a-face search is tuned for the Haar
+        cascade only (YuNet's speed and its accuracy on small windows are not measured here)."""
+        return self.detect(image)
+
+    def find(self, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
+        height, width = image.shape[:2]
+        self.net.setInputSize((width, height))
+        _, faces = self.net.detect(_bgr(image))
+        boxes = _boxes(faces[:, :4] if faces is not None else [])
+        side = boxes[:, 2:].max(axis=1)
+        keep = (side >= min_size) & (side <= (max_size or np.inf))
+        return boxes[keep]
+
+
+def create_detector(
+    name: str = "haar",
+    model: str | os.PathLike | None = None,
+    *,
+    scale_factor: float = SCALE_FACTOR,
+    min_neighbors: int = MIN_NEIGHBORS,
+    min_face: int = MIN_FACE,
+    detect_scale: float = DETECT_SCALE,
+) -> FaceDetector:
+    """The detector called ``name`` (``haar`` or ``yunet``; YuNet needs ``model``, an ONNX file)."""
+    if name == "haar":
+        if model is not None:
+            raise ConfigError("a detector model (detector_model, --detector-model) is only used by the yunet detector")
+        return HaarDetector(scale_factor, min_neighbors, min_face, detect_scale)
+    if name == "yunet":
+        if model is None:
+            raise ConfigError("the yunet detector needs its ONNX model file (detector_model, --detector-model)")
+        return YuNetDetector(model, min_face, detect_scale)
+    raise ConfigError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box of ``a`` (N x 4, x y w h) with every box of ``b`` (M x 4)."""
+    a, b = np.asarray(a, dtype=np.float64)[:, None], np.asarray(b, dtype=np.float64)[None]
+    left = np.maximum(a[..., 0], b[..., 0])
+    top = np.maximum(a[..., 1], b[..., 1])
+    right = np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2])
+    bottom = np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3])
+    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
+    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def _first_line(err: cv2.error) -> str:
+    """OpenCV's message without its source-file prefix: ``OpenCV(4.x) file.cpp:12: error: (-5) msg``."""
+    lines = str(err).strip().splitlines()
+    return lines[0].split("error: ", 1)[-1] if lines else type(err).__name__

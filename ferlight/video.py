@@ -1,0 +1,261 @@
+"""Where live inference reads frames and where it writes its results.
+
+Sources (:func:`open_source`): a camera index, a video file, stream URL or image sequence
+(anything ``cv2.VideoCapture`` opens), an image file, or a folder of images. Each yields :class:`Frame`
+objects; a source that cannot be opened raises :class:`~ferlight.errors.DataError` at once,
+before any frame is read. A stream that ends or drops mid-way simply ends.
+
+Sinks: :class:`VideoSink` (the annotated video) and :class:`JsonlSink` (one JSON object per
+frame). Both write under a temporary name and rename it when closed, so an output file is never
+half-written; closing after an error still keeps every frame processed so far.
+
+:func:`annotate` draws the results on a frame: boxes, labels, a bar per emotion, the frame rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from ferlight.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from ferlight.inference import Face
+
+IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+IMAGE_FPS = 1.0  # rate at which a sequence of images is written as a video: one per second
+DEFAULT_FPS = 25.0  # for a source that does not report its rate
+
+
+@dataclass
+class Frame:
+    """One frame of a source.
+
+    ``timestamp``: seconds from the start of a video file, or since the first frame of a camera
+    or stream; None for images, which carry their file ``name`` instead.
+    """
+
+    index: int
+    timestamp: float | None
+    image: np.ndarray
+    name: str | None = None
+
+
+class CaptureSource:
+    """A camera, video file or stream read with ``cv2.VideoCapture``; its first frame is read on open."""
+
+    def __init__(self, target: int | str, description: str, live: bool) -> None:
+        self.live = live
+        self.capture = cv2.VideoCapture(target)
+        if not self.capture.isOpened():
+            raise DataError(f"cannot open {description}")
+        ok, self._first = self.capture.read()
+        self._started = time.monotonic()
+        if not ok:
+            self.capture.release()
+            raise DataError(f"no frame could be read from {description}")
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else None
+
+    def __iter__(self) -> Iterator[Frame]:
+        image, index = self._first, 0
+        try:
+            while True:
+                if self.live:
+                    timestamp = time.monotonic() - self._started
+                else:
+                    timestamp = index / self.fps if self.fps else None
+                yield Frame(index, timestamp, image)
+                ok, image = self.capture.read()
+                if not ok:
+                    return
+                index += 1
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class ImageSource:
+    """Image files, read in the given order; every file is checked to be decodable on open."""
+
+    fps = IMAGE_FPS
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        for path in self.paths:
+            if not cv2.haveImageReader(str(path)):
+                raise DataError(f"cannot read image {path}: not an image format OpenCV decodes")
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, path in enumerate(self.paths):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise DataError(f"cannot read image {path}")
+            yield Frame(index, None, image, path.name)
+
+    def close(self) -> None:
+        """Nothing to release (here for symmetry with :class:`CaptureSource`)."""
+
+
+def open_source(source: int | str | os.PathLike) -> CaptureSource | ImageSource:
+    """Open a camera index (``0`` or ``"0"``), a URL, a video file, an image sequence given as a
+    printf pattern (``frames/%04d.png``, read as a video), an image file or a folder of images.
+
+    A folder yields its image files (by suffix, see IMAGE_SUFFIXES) sorted by name, and ignores
+    other files. DataError names the source that cannot be opened.
+    """
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+        return CaptureSource(int(source), f"camera {int(source)}", live=True)
+    text = os.fspath(source)
+    if "://" in text:
+        return CaptureSource(text, f"stream {text}", live=True)
+    path = Path(text)
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
+        return ImageSource(images)
+    if not path.is_file():
+        if "%" in text:
+            return CaptureSource(text, f"image sequence {text}", live=False)
+        raise DataError(f"no such file, folder or camera: {text}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource([path])
+    return CaptureSource(str(path), f"video {path} (unreadable or not a video)", live=False)
+
+
+def _partial_name(path: Path) -> Path:
+    """Where an output is written until it is complete (same suffix: it picks the video container)."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def _check_output_folder(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise DataError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
+class VideoSink:
+    """Frames to a video file (mp4v for .mp4/.m4v/.mov/.mkv, MJPG for .avi).
+
+    The writer opens at the first frame, at that frame's size; later frames of another size (a
+    folder of mixed images) are resized to it, so the video holds exactly one frame per write.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | None = None) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in VIDEO_CODECS:
+            raise ConfigError(f"cannot write video {self.path}: use one of {', '.join(VIDEO_CODECS)}")
+        _check_output_folder(self.path)
+        self.fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[suffix])
+        self.fps = fps or DEFAULT_FPS
+        self.partial = _partial_name(self.path)
+        self.writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        size = (image.shape[1], image.shape[0])
+        if self.writer is None:
+            self.writer = cv2.VideoWriter(str(self.partial), self.fourcc, self.fps, size)
+            if not self.writer.isOpened():
+                raise DataError(f"cannot write video {self.path}")
+            self.size = size
+        if size != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self.writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file and give it its final name (no file when no frame was written)."""
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        os.replace(self.partial, self.path)
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class JsonlSink:
+    """One JSON object per line; each line is flushed as written."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        _check_output_folder(self.path)
+        self.partial = _partial_name(self.path)
+        try:
+            self.file = open(self.partial, "w", encoding="utf-8")
+        except OSError as err:
+            raise DataError(f"cannot write {self.path}: {err.strerror}") from None
+        self.lines = 0
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        """Close the file and give it its final name."""
+        if self.file.closed:
+            return
+        self.file.close()
+        os.replace(self.partial, self.path)
+
+    def __enter__(self) -> JsonlSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# One colour (BGR) per class, in class order; classes beyond the palette reuse it.
+PALETTE = ((54, 67, 244), (80, 175, 76), (176, 39, 156), (59, 235, 255), (243, 150, 33), (0, 152, 255), (158, 158, 158))
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+BAR_ROW = 12  # px per emotion in the bar panel
+BAR_LENGTH = 60  # px of a bar at probability 1
+PANEL_WIDTH = 118
+
+
+def annotate(image: np.ndarray, faces: Sequence[Face], fps: float | None = None) -> np.ndarray:
+    """A BGR copy of ``image`` with each face's box, label and track id, a bar per emotion beside
+    the box, and the frame rate (when given) in the top-left corner."""
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    width = out.shape[1]
+    for face in faces:
+        names = list(face.probabilities)
+        x, y, w, h = face.box
+        colour = PALETTE[names.index(face.label) % len(PALETTE)]
+        cv2.rectangle(out, (x, y), (x + w, y + h), colour, 2)
+        tag = face.label if face.track_id is None else f"#{face.track_id} {face.label}"
+        text = f"{tag} {face.probabilities[face.label]:.2f}"
+        (text_width, text_height), _ = cv2.getTextSize(text, FONT, 0.5, 1)
+        top = max(y - text_height - 8, 0)
+        cv2.rectangle(out, (x, top), (x + text_width + 6, top + text_height + 8), colour, cv2.FILLED)
+        cv2.putText(out, text, (x + 3, top + text_height + 3), FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        left = x + w + 4 if x + w + 4 + PANEL_WIDTH <= width else max(x - 4 - PANEL_WIDTH, 0)
+        cv2.rectangle(out, (left, y), (left + PANEL_WIDTH, y + BAR_ROW * len(names) + 2), (32, 32, 32), cv2.FILLED)
+        for row, (name, p) in enumerate(face.probabilities.items()):
+            top = y + 2 + row * BAR_ROW
+            cv2.putText(out, name[:8], (left + 2, top + 9), FONT, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
+            bar_left = left + PANEL_WIDTH - BAR_LENGTH - 2
+            cv2.rectangle(out, (bar_left, top + 2), (bar_left + int(p * BAR_LENGTH), top + BAR_ROW - 2), PALETTE[row % len(PALETTE)], cv2.FILLED)
+    if fps is not None:
+        cv2.putText(out, f"{fps:.0f} fps", (8, 20), FONT, 0.6, (0, 255, 0), 2, cv2.LINE_AA)
+    return out

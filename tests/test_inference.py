@@ -1,0 +1,306 @@
+"""The inference API: detection, shared preprocessing, batching, tracking, smoothing, bad input.
+
+Faces are real photos shipped by scikit-image and matplotlib, composed into a synthetic video
+(tests/live_data.py). The model has random weights: these tests check where faces are and
+how results flow, not which emotion wins.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import ferlight.data
+import ferlight.inference as inference
+from ferlight.checkpoint import load_model
+from ferlight.data.preprocess import eval_transform
+from ferlight.errors import CheckpointError, ConfigError, DataError
+from ferlight.face_detection import FaceDetector, box_iou, create_detector
+from ferlight.inference import Face, FaceTracker, Recognizer, resolve_checkpoint
+from live_data import compose_frames, save_checkpoint, write_fake_yunet, write_video
+
+CLASS_NAMES = tuple(ferlight.data.CLASS_NAMES)
+EMPTY = (0, 1, 10, 11)  # frames of the test clip without faces
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """A few 48 x 48 faces run fastest on one thread; two threads stall badly on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.ckpt")
+
+
+@pytest.fixture(scope="module")
+def recognizer(checkpoint):
+    return Recognizer.from_checkpoint(checkpoint)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """Frames of two moving faces (none in EMPTY) and the true face boxes of each frame."""
+    return compose_frames(n_frames=16, n_faces=2, empty=EMPTY)
+
+
+def assert_boxes_match(found, truth, min_iou=0.6):
+    """Each true face found once, each found box on a true face."""
+    assert len(found) == len(truth), (found, truth)
+    if truth:
+        iou = box_iou(np.array(found), np.array(truth))
+        assert (iou.max(axis=1) >= min_iou).all(), iou
+        assert (iou.max(axis=0) >= min_iou).all(), iou
+
+
+def test_image_faces_are_found_where_they_are(recognizer, clip):
+    frames, boxes = clip
+    faces = recognizer(frames[3])
+    assert_boxes_match([f.box for f in faces], boxes[3])
+    assert [f.box for f in faces] == sorted(f.box for f in faces)  # left to right, whatever the threads did
+    for face in faces:
+        assert face.track_id is None
+        assert tuple(face.probabilities) == CLASS_NAMES
+        assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert face.label == max(face.probabilities, key=face.probabilities.get)
+
+
+def test_grey_and_bgra_images_work_like_bgr(recognizer, clip):
+    frame = clip[0][4]
+    expected = [f.box for f in recognizer(frame)]
+    assert [f.box for f in recognizer(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))] == expected
+    assert [f.box for f in recognizer(cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA))] == expected
+
+
+def test_image_without_faces_gives_no_faces(recognizer, clip):
+    assert recognizer(clip[0][0]) == []
+
+
+def test_classify_uses_the_training_preprocessing_in_one_batch(checkpoint, recognizer, clip):
+    frame, (x, y, w, h) = clip[0][3], clip[1][3][0]
+    crop = frame[y : y + h, x : x + w]
+    grey = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), (48, 48), interpolation=cv2.INTER_AREA)
+    model = load_model(checkpoint).model
+    with torch.inference_mode():
+        expected = torch.softmax(model(eval_transform(torch.from_numpy(grey[None]))), 1).numpy()
+    other = frame[0:60, 0:80]
+    batch = recognizer.classify([crop, other])
+    assert batch.shape == (2, len(CLASS_NAMES))
+    np.testing.assert_allclose(batch[0], expected[0], atol=1e-5)
+    np.testing.assert_allclose(batch[1], recognizer.classify([other])[0], atol=1e-5)
+    assert recognizer.classify([]).shape == (0, len(CLASS_NAMES))
+
+
+def test_model_trained_on_crops_gets_its_crop(tmp_path, clip):
+    path = save_checkpoint(tmp_path / "crop44.ckpt", crop_size=44)
+    recognizer = Recognizer.from_checkpoint(path)
+    assert recognizer.crop_size == 44
+    assert len(recognizer(clip[0][3])) == 2
+
+
+@pytest.mark.parametrize("detect_every", [1, 4])
+def test_video_faces_found_and_tracked(tmp_path, checkpoint, clip, detect_every):
+    frames, boxes = clip
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames, fps=20)
+    recognizer = Recognizer(load_model(checkpoint), detect_every=detect_every)
+    results = list(recognizer.process_video(video))
+    assert [r.index for r in results] == list(range(len(frames)))
+    assert [r.timestamp for r in results] == pytest.approx([i / 20 for i in range(len(frames))])
+    ids_per_face: dict[int, set] = {0: set(), 1: set()}
+    for result, truth in zip(results, boxes):
+        assert_boxes_match([f.box for f in result.faces], truth)
+        for face in result.faces:
+            nearest = int(np.argmax(box_iou(np.array([face.box]), np.array(truth))[0]))
+            ids_per_face[nearest].add(face.track_id)
+        assert result.detect_ms > 0
+    # Each face keeps one id, even across the two empty frames, and the two ids differ.
+    assert all(len(ids) == 1 for ids in ids_per_face.values()), ids_per_face
+    assert ids_per_face[0] != ids_per_face[1]
+
+
+class ScriptedDetector(FaceDetector):
+    """Finds two faces in a full search; near known faces, finds what ``near`` says, in turn."""
+
+    def __init__(self, near):
+        super().__init__()
+        self.near, self.calls = iter(near), []
+
+    def detect(self, image):
+        self.calls.append("full")
+        return np.array([[10, 10, 60, 60], [200, 10, 60, 60]])
+
+    def detect_near(self, image, boxes):
+        self.calls.append("near")
+        return boxes[: next(self.near)]
+
+
+def test_whole_frame_is_searched_every_n_frames_and_after_a_face_is_lost(checkpoint):
+    detector = ScriptedDetector(near=[2, 1, 2, 2, 2])
+    recognizer = Recognizer(load_model(checkpoint), detector, detect_every=3)
+    frames = [np.zeros((120, 320), dtype=np.uint8)] * 8
+    found = [len(r.faces) for r in recognizer.process_video(frames)]
+    assert detector.calls == ["full", "near", "near", "full", "near", "near", "full", "near"]
+    assert found == [2, 2, 1, 2, 2, 2, 2, 2]
+
+
+def test_video_from_numpy_frames_and_max_frames(recognizer, clip):
+    results = list(recognizer.process_video(iter(clip[0]), max_frames=5))
+    assert [r.index for r in results] == [0, 1, 2, 3, 4]
+    assert [len(r.faces) for r in results] == [0, 0, 2, 2, 2]
+    assert results[0].timestamp is None
+
+
+def test_smoothing_off_gives_each_frame_its_own_probabilities(checkpoint, clip):
+    raw = Recognizer.from_checkpoint(checkpoint, smoothing=0.0)
+    for result in raw.process_video(clip[0][2:6]):
+        for face in result.faces:
+            x, y, w, h = face.box
+            expected = raw.classify([result.image[y : y + h, x : x + w]])[0]
+            np.testing.assert_allclose(list(face.probabilities.values()), expected, atol=1e-5)
+
+
+def test_tracker_keeps_ids_by_overlap_and_drops_lost_tracks():
+    tracker = FaceTracker(smoothing=0.0, max_missed=1)
+    p = np.full((2, 3), 1 / 3)
+    ids, _ = tracker.update(np.array([[0, 0, 100, 100], [300, 0, 100, 100]]), p)
+    assert ids == [1, 2]
+    ids, _ = tracker.update(np.array([[310, 5, 100, 100], [10, 5, 100, 100]]), p)
+    assert ids == [2, 1]
+    ids, _ = tracker.update(np.array([[600, 300, 50, 50]]), p[:1])  # both missed once, a new face
+    assert ids == [3]
+    ids, _ = tracker.update(np.array([[0, 0, 100, 100]]), p[:1])  # track 1 missed once: still there
+    assert ids == [1]
+    tracker.update(np.zeros((0, 4)), p[:0])
+    ids, _ = tracker.update(np.array([[300, 0, 100, 100]]), p[:1])  # track 2 missed 3 times: gone
+    assert ids == [4]
+
+
+def test_tracker_smooths_probabilities_per_face():
+    tracker = FaceTracker(smoothing=0.75)
+    box = np.array([[0, 0, 100, 100]])
+    first, second = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    _, p1 = tracker.update(box, first)
+    _, p2 = tracker.update(box + 3, second)
+    np.testing.assert_allclose(p1, first)
+    np.testing.assert_allclose(p2, [[0.75, 0.25]])
+    _, p3 = tracker.update(np.array([[500, 500, 80, 80]]), second)  # a new face starts unsmoothed
+    np.testing.assert_allclose(p3, second)
+
+
+def test_face_json_is_plain_data():
+    face = Face((1, 2, 3, 4), {"angry": 0.25, "happy": 0.75}, "happy", 7)
+    assert face.to_json() == {"box": [1, 2, 3, 4], "track_id": 7, "label": "happy", "probabilities": {"angry": 0.25, "happy": 0.75}}
+
+
+def test_run_id_loads_the_runs_best_checkpoint(monkeypatch, checkpoint):
+    import ferlight.tracking
+
+    asked = []
+    monkeypatch.setattr(ferlight.tracking, "best_checkpoint", lambda run_id, uri=None: asked.append((run_id, uri)) or checkpoint)
+    recognizer = Recognizer.from_checkpoint(run_id="abc123", tracking_uri="sqlite:///x.db")
+    assert asked == [("abc123", "sqlite:///x.db")]
+    assert recognizer.class_names == CLASS_NAMES
+
+
+def test_missing_default_model_is_a_checkpoint_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(inference, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
+    with pytest.raises(CheckpointError, match="default model .*default.pt is missing"):
+        resolve_checkpoint()
+    (tmp_path / "default.pt").write_bytes(b"")
+    assert resolve_checkpoint() == tmp_path / "default.pt"
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match="not a ferlight checkpoint"):
+        Recognizer.from_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"run_id": "abc"}, "not both"),
+        ({"device": "toaster"}, "unknown device"),
+        ({"smoothing": 1.0}, "smoothing"),
+        ({"detect_every": 0}, "detect_every"),
+        ({"detect_scale": 2.0}, "detect_scale"),
+        ({"scale_factor": 1.0}, "scale_factor"),
+        ({"min_face": 0}, "min_face"),
+        ({"detector": "mtcnn"}, "unknown detector"),
+        ({"detector": "yunet"}, "needs its ONNX model file"),
+        ({"detector_model": "x.onnx"}, "only used by the yunet"),
+        ({"detector": "yunet", "detector_model": "missing.onnx"}, "YuNet model not found"),
+    ],
+)
+def test_bad_options_are_config_errors(checkpoint, options, message):
+    with pytest.raises(ConfigError, match=message):
+        Recognizer.from_checkpoint(checkpoint, **options)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_unavailable_cuda_is_a_config_error(checkpoint):
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        Recognizer.from_checkpoint(checkpoint, device="cuda")
+
+
+def test_yunet_model_that_is_not_onnx_is_refused(tmp_path):
+    bad = tmp_path / "yunet.onnx"
+    bad.write_text("not a model")
+    with pytest.raises(ConfigError, match="not a YuNet ONNX model"):
+        create_detector("yunet", bad)
+
+
+def test_yunet_detector_runs_opencvs_face_detector_yn(tmp_path, checkpoint):
+    model = write_fake_yunet(tmp_path / "yunet.onnx")
+    frame = np.zeros((480, 640, 3), dtype=np.uint8)
+    frame[192:256, 256:320] = 255  # at detect_scale 0.5: the stride-32 cell (4, 3), all white
+    detector = create_detector("yunet", model, detect_scale=0.5)
+    # The fake's box there: 64 px centred on (128, 96), i.e. (96, 64, 64, 64), doubled back.
+    assert detector.detect(frame).tolist() == [[192, 128, 128, 128]]
+    assert detector.detect_near(frame, np.array([[0, 0, 50, 50]])).tolist() == [[192, 128, 128, 128]]
+    assert len(create_detector("yunet", model, min_face=200).detect(frame)) == 0
+    recognizer = Recognizer.from_checkpoint(checkpoint, detector="yunet", detector_model=model)
+    assert [f.box for f in recognizer(frame)] == [(192, 128, 128, 128)]
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros((48, 48), dtype=np.float32), "uint8"),
+        (np.zeros((48, 48, 2), dtype=np.uint8), "shape"),
+        ([[0, 1], [2, 3]], "list"),
+    ],
+)
+def test_bad_images_are_data_errors(recognizer, image, message):
+    with pytest.raises(DataError, match=message):
+        recognizer(image)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_gives_the_cpu_results(checkpoint, recognizer, clip):
+    gpu = Recognizer.from_checkpoint(checkpoint, device="cuda")
+    frame = clip[0][3]
+    cpu_faces, gpu_faces = recognizer(frame), gpu(frame)
+    assert [f.box for f in gpu_faces] == [f.box for f in cpu_faces]
+    for a, b in zip(cpu_faces, gpu_faces):
+        np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-3)
+
+
+def test_inference_needs_no_training_stack():
+    code = (
+        "import sys, ferlight.inference, ferlight.live; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'optuna', 'mlflow', 'torchmetrics'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,296 @@
+"""``python -m ferlight.live``: sources, outputs, and one clear line with exit status 2 on bad input.
+
+Most tests call :func:`ferlight.live.main` in-process (fast); one runs the real module in a
+subprocess to check what a user sees.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import ferlight.inference
+from ferlight.data import CLASS_NAMES
+from ferlight.inference import Face
+from ferlight.live import main
+from ferlight.video import annotate
+from live_data import compose_frames, save_checkpoint, write_fake_yunet, write_video
+
+N_FRAMES = 10
+EMPTY = (0, 7)  # frames of the test clip without faces
+FPS = 10.0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """main() sets torch's thread count (default 1); put back what the session had."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.ckpt")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 10-frame video of two moving faces (none in frames 0 and 7), and its frames."""
+    frames, boxes = compose_frames(n_frames=N_FRAMES, n_faces=2, empty=EMPTY)
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    write_video(path, frames, fps=FPS)
+    return path, frames, boxes
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of ``main(argv)``."""
+    try:
+        main([str(a) for a in argv])
+        status = 0
+    except SystemExit as exit:
+        status = exit.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def count_frames(path) -> int:
+    """Frames decodable from a video file (reading them all proves it is playable)."""
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), f"cannot open {path}"
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def test_video_to_jsonl_and_annotated_video(tmp_path, capsys, checkpoint, clip):
+    video, frames, boxes = clip
+    out, log = tmp_path / "annotated.mp4", tmp_path / "faces.jsonl"
+    status, stdout, _ = run_cli(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
+    assert status == 0
+    assert f"{N_FRAMES} frames ({N_FRAMES - len(EMPTY)} with faces" in stdout
+    records = read_jsonl(log)
+    assert [r["frame"] for r in records] == list(range(N_FRAMES))
+    assert [r["timestamp"] for r in records] == pytest.approx([i / FPS for i in range(N_FRAMES)])
+    assert [len(r["faces"]) for r in records] == [len(b) for b in boxes]
+    face = records[1]["faces"][0]
+    assert set(face) == {"box", "track_id", "label", "probabilities"}
+    assert list(face["probabilities"]) == list(CLASS_NAMES)
+    assert face["label"] in CLASS_NAMES and isinstance(face["track_id"], int) and len(face["box"]) == 4
+    assert count_frames(out) == N_FRAMES
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4", "faces.jsonl"]  # no partial files
+
+
+def test_annotated_frames_show_the_boxes(tmp_path, capsys, checkpoint, clip):
+    video, frames, _ = clip
+    out, log = tmp_path / "annotated.avi", tmp_path / "faces.jsonl"
+    assert run_cli(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)[0] == 0
+    capture = cv2.VideoCapture(str(out))
+    for _ in range(2):
+        ok, annotated = capture.read()
+    capture.release()
+    x, y, w, h = read_jsonl(log)[1]["faces"][0]["box"]
+    changed = np.abs(annotated.astype(int) - frames[1].astype(int)).sum(axis=2) > 60
+    assert changed[y : y + h, x - 1 : x + 2].mean() > 0.8  # the box's left edge is drawn
+    assert not changed[440:, 300:340].any()  # background far from faces untouched
+
+
+def test_annotate_draws_bars_beside_the_box_and_the_frame_rate(clip):
+    frame = clip[1][0]
+    probabilities = {name: (0.7 if name == "happy" else 0.05) for name in CLASS_NAMES}
+    right_face = Face((560, 100, 70, 70), probabilities, "happy", 3)  # no room on its right
+    left_face = Face((50, 100, 70, 70), probabilities, "happy", 4)
+
+    def changed(image):
+        return np.abs(image.astype(int) - frame.astype(int)).sum(axis=2) > 0
+
+    drawn = changed(annotate(frame, [left_face, right_face], fps=30.0))
+    assert drawn[100:180, 124:240].mean() > 0.5  # the bar panel right of the left face
+    assert drawn[100:180, 436:554].mean() > 0.5  # ... and left of the right face
+    assert drawn[5:25, 8:60].any()  # the frame rate
+    assert not changed(annotate(frame, [], fps=None)).any()
+
+
+def test_window_quits_on_q(tmp_path, capsys, monkeypatch, checkpoint, clip):
+    keys = iter([-1, -1, ord("q")])
+    shown = []
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image.shape))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: next(keys))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+    log = tmp_path / "faces.jsonl"
+    assert run_cli(capsys, clip[0], "--checkpoint", checkpoint, "--jsonl", log)[0] == 0
+    assert shown == [(480, 640, 3)] * 3
+    assert len(read_jsonl(log)) == 3
+
+
+def test_image_file_and_folder_sources(tmp_path, capsys, checkpoint, clip):
+    _, frames, boxes = clip
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "b_faces.png"), frames[3])
+    cv2.imwrite(str(folder / "a_empty.jpg"), frames[0])
+    cv2.imwrite(str(folder / "c_small.jpg"), cv2.resize(frames[3], (320, 240)))
+    (folder / "notes.txt").write_text("not an image")
+    log, out = tmp_path / "faces.jsonl", tmp_path / "slides.mp4"
+    status, _, _ = run_cli(capsys, folder, "--checkpoint", checkpoint, "--no-display", "--jsonl", log, "--output", out)
+    assert status == 0
+    records = read_jsonl(log)
+    assert [r["image"] for r in records] == ["a_empty.jpg", "b_faces.png", "c_small.jpg"]
+    assert [r["timestamp"] for r in records] == [None] * 3
+    assert len(records[0]["faces"]) == 0 and len(records[1]["faces"]) == len(boxes[3])
+    assert all(face["track_id"] is None for r in records for face in r["faces"])  # unrelated photos
+    assert count_frames(out) == 3  # the smaller image is resized into the video, not dropped
+
+    single = tmp_path / "one.jsonl"
+    assert run_cli(capsys, folder / "b_faces.png", "--checkpoint", checkpoint, "--no-display", "--jsonl", single)[0] == 0
+    assert read_jsonl(single)[0]["faces"] == records[1]["faces"]
+
+
+def test_image_sequence_is_read_as_a_video(tmp_path, capsys, checkpoint, clip):
+    _, frames, boxes = clip
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(tmp_path / f"frame_{i:03d}.png"), frame)
+    log = tmp_path / "faces.jsonl"
+    assert run_cli(capsys, tmp_path / "frame_%03d.png", "--checkpoint", checkpoint, "--no-display", "--jsonl", log)[0] == 0
+    records = read_jsonl(log)
+    assert [len(r["faces"]) for r in records] == [len(b) for b in boxes]
+    assert {face["track_id"] for face in records[1]["faces"]} == {face["track_id"] for face in records[6]["faces"]}
+
+
+def test_yunet_detector_option(tmp_path, capsys, checkpoint):
+    image = np.zeros((480, 640, 3), dtype=np.uint8)
+    image[192:256, 256:320] = 255  # what the stand-in YuNet model takes for a face
+    cv2.imwrite(str(tmp_path / "square.png"), image)
+    model, log = write_fake_yunet(tmp_path / "yunet.onnx"), tmp_path / "faces.jsonl"
+    argv = [tmp_path / "square.png", "--checkpoint", checkpoint, "--no-display", "--jsonl", log]
+    assert run_cli(capsys, *argv, "--detector", "yunet", "--detector-model", model)[0] == 0
+    assert [face["box"] for face in read_jsonl(log)[0]["faces"]] == [[192, 128, 128, 128]]
+
+
+def test_stream_that_drops_midway_leaves_complete_outputs(tmp_path, capsys, checkpoint):
+    frames, _ = compose_frames(n_frames=30, n_faces=1, empty=())
+    source = tmp_path / "broken.avi"
+    write_video(source, frames, fps=FPS)
+    data = source.read_bytes()
+    source.write_bytes(data[: len(data) // 2])  # the stream ends mid-way, index and all
+    out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    status, _, _ = run_cli(capsys, source, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
+    assert status == 0
+    lines = len(read_jsonl(log))
+    assert 5 < lines < 30
+    assert count_frames(out) == lines
+
+
+def test_error_midway_keeps_what_was_processed(tmp_path, capsys, checkpoint, clip):
+    _, frames, _ = clip
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), frames[i + 1])
+    png = (folder / "2.png").read_bytes()
+    (folder / "2.png").write_bytes(png[:200])  # a PNG header, then nothing: unreadable
+    out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    status, _, err = run_cli(capsys, folder, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
+    assert status == 2
+    assert err.strip() == f"error: cannot read image {folder / '2.png'}"
+    assert len(read_jsonl(log)) == 2 and count_frames(out) == 2
+    assert not list(tmp_path.glob("*.partial.*"))
+
+
+def test_interrupt_keeps_complete_outputs(tmp_path, capsys, monkeypatch, checkpoint, clip):
+    video = clip[0]
+    real = ferlight.inference.Recognizer.process_video
+
+    def interrupted(self, source, max_frames=None):
+        for i, result in enumerate(real(self, source, max_frames)):
+            if i == 4:
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(ferlight.inference.Recognizer, "process_video", interrupted)
+    out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    status, stdout, _ = run_cli(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
+    assert status == 0 and stdout.startswith("4 frames")
+    assert len(read_jsonl(log)) == 4 and count_frames(out) == 4
+
+
+def test_max_frames(tmp_path, capsys, checkpoint, clip):
+    log = tmp_path / "out.jsonl"
+    assert run_cli(capsys, clip[0], "--checkpoint", checkpoint, "--no-display", "--jsonl", log, "--max-frames", 3)[0] == 0
+    assert len(read_jsonl(log)) == 3
+
+
+def _garbage(tmp_path, name, data=b"\x00garbage" * 100):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda t, c: ["99", "--checkpoint", c], "cannot open camera 99"),
+        (lambda t, c: [t / "missing.mp4", "--checkpoint", c], "no such file, folder or camera"),
+        (lambda t, c: [_garbage(t, "clip.mp4"), "--checkpoint", c], "cannot open video"),
+        (lambda t, c: [_garbage(t, "photo.png"), "--checkpoint", c], "cannot read image"),
+        (lambda t, c: [(t / "empty").mkdir() or t / "empty", "--checkpoint", c], "no images"),
+        (lambda t, c: [_garbage(t, "a.png"), "--checkpoint", _garbage(t, "model.ckpt")], "not a ferlight checkpoint"),
+        (lambda t, c: ["0", "--checkpoint", c, "--run-id", "abc"], "not both"),
+        (lambda t, c: ["0", "--checkpoint", c, "--smoothing", "1.5"], "smoothing"),
+        (lambda t, c: ["0", "--checkpoint", c, "--torch-threads", "0"], "--torch-threads"),
+        (lambda t, c: ["0", "--checkpoint", c, "--detector", "yunet"], "--detector-model"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, checkpoint, make_args, message):
+    status, _, err = run_cli(capsys, *make_args(tmp_path, checkpoint), "--no-display")
+    assert status == 2
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [("missing/out.mp4", "does not exist"), ("out.gif", "use one of"), ("missing/out.jsonl", "does not exist")],
+)
+def test_bad_output_paths(tmp_path, capsys, checkpoint, clip, output, message):
+    option = "--jsonl" if output.endswith(".jsonl") else "--output"
+    status, _, err = run_cli(capsys, clip[0], "--checkpoint", checkpoint, "--no-display", option, tmp_path / output)
+    assert status == 2 and message in err
+
+
+def test_missing_default_model(tmp_path, capsys, monkeypatch, clip):
+    monkeypatch.setattr(ferlight.inference, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
+    status, _, err = run_cli(capsys, clip[0], "--no-display")
+    assert status == 2 and "default model" in err and "--checkpoint" in err
+
+
+def test_window_without_display_is_refused(capsys, monkeypatch, checkpoint, clip):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    status, _, err = run_cli(capsys, clip[0], "--checkpoint", checkpoint)
+    assert status == 2 and "--no-display" in err
+
+
+def test_module_entry_point_reports_bad_input_in_one_line(tmp_path, checkpoint):
+    result = subprocess.run(
+        [sys.executable, "-m", "ferlight.live", str(tmp_path / "nowhere.mp4"), "--checkpoint", str(checkpoint), "--no-display"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"error: no such file, folder or camera: {tmp_path / 'nowhere.mp4'}\n"
