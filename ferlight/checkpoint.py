@@ -71,12 +71,16 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     )
 
 
-def save_slim(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Write a weights-only copy of a checkpoint (hyper-parameters + model weights, no optimiser)."""
+def save_slim(src: str | os.PathLike, dst: str | os.PathLike, half: bool = False) -> None:
+    """Write a weights-only copy of a checkpoint (hyper-parameters + model weights, no optimiser).
+
+    ``half`` stores floating-point weights as float16 (half the size, for shipping); loading casts
+    them back to the model's float32.
+    """
     ckpt = read_checkpoint(src)
-    slim = {
-        "hyper_parameters": ckpt["hyper_parameters"],
-        "state_dict": {k: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)},
-    }
+    weights = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    slim = {"hyper_parameters": ckpt["hyper_parameters"], "state_dict": weights}
     with atomic_output(dst) as tmp:
         torch.save(slim, tmp)
