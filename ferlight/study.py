@@ -1,0 +1,893 @@
+"""Optuna studies over the options of ``ferlight.fit``, each trial an MLflow run under one parent.
+
+A study file (YAML, see docs/sweeps.md) names a sampler and a pruner, ``fixed`` options for every
+trial, and either a ``grid`` (blocks of option lists, expanded into points: Optuna's GridSampler
+then walks the point index, since the blocks need not form one product) or a ``space`` for TPE or
+random search, with ``enqueue``d points (the paper's grid) tried first. A trial's config is the
+command line's :class:`FitConfig` with the trial's settings applied; its objective is
+``val/best_acc`` from :func:`ferlight.training.run_fit` (never a test figure).
+
+Storage is an Optuna RDB (SQLite by default, PostgreSQL or MySQL across machines), the only kind
+with heartbeats in Optuna 5: a trial whose worker died is failed after the grace period and run
+again. Workers on one machine share a file lock from "is there work left?" until the trial they
+start has its settings, so no grid point runs twice and no trial is lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import functools
+import itertools
+import json
+import logging
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Mapping, Optional, get_args, get_type_hints
+
+import optuna
+import yaml
+from jsonargparse import ArgumentParser
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+)
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.trial import TrialState
+from optuna_integration import PyTorchLightningPruningCallback
+
+from ferlight import tracking
+from ferlight.config import FitConfig, add_dataclass_arguments
+from ferlight.errors import ConfigError, FerlightError
+from ferlight.models import list_models, model_options
+from ferlight.training import run_fit
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "val/best_acc"
+PRUNING_MONITOR = "val/acc"
+POINT = "point"  # the Optuna parameter of a grid study: the index of the point in StudySpec.points
+SETTINGS = "settings"  # trial user attribute: the FitConfig values the trial ran with
+MLFLOW_RUN = "mlflow_run_id"  # trial user attribute: the trial's MLflow run
+PARENT_RUN = "mlflow_parent_run_id"  # study user attribute, set last by the study's creator
+SEARCH = "search"  # study user attribute: what defines the study's trials, to refuse a changed file
+TRIAL_STATE = "trial_state"  # MLflow tag of a trial's run: running, complete, pruned or failed
+PARENT_WAIT_S = 120
+
+# The FitConfig fields that FitConfig.model_kwargs hands to the model: they apply to a trial only
+# when its architecture has that option (VGG's dropout placement means nothing to a ResNet).
+MODEL_OPTION_FIELDS = ("dropout_placement", "dropout")
+# Set by the sweep for each trial, so not settable in a study file.
+MANAGED_FIELDS = ("resume", "run_name")
+SETTABLE = tuple(f.name for f in dataclasses.fields(FitConfig) if f.name not in MANAGED_FIELDS)
+
+SAMPLERS = {
+    "grid": optuna.samplers.GridSampler,
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+}
+PRUNERS = {
+    "none": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "threshold": optuna.pruners.ThresholdPruner,
+}
+STUDY_KEYS = ("study_name", "sampler", "pruner", "n_trials", "fixed", "grid", "space", "enqueue")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study file."""
+
+    path: Path
+    name: str
+    sampler: str
+    sampler_options: dict
+    pruner: str
+    pruner_options: dict
+    n_trials: Optional[int]
+    fixed: dict
+    points: tuple = ()  # grid studies: the expanded points, each a dict of settings
+    space: dict = field(default_factory=dict)  # tpe / random: option name -> Optuna distribution
+    enqueue: tuple = ()  # tpe / random: points tried first
+
+    @property
+    def searched(self) -> list[str]:
+        """The options the trials vary, in file order."""
+        names = self.space or {name: None for point in self.points for name in point}
+        return list(names)
+
+
+@dataclass
+class SweepOptions:
+    """How to run a study (the FitConfig options say how to train each trial)."""
+
+    n_trials: Optional[int] = field(
+        default=None,
+        metadata={"help": "stop once the study holds this many trials (default: the file's n_trials; a grid stops "
+                  "when every point is done)"},
+    )
+    timeout: Optional[float] = field(default=None, metadata={"help": "start no new trial after this many seconds"})
+    storage: Optional[str] = field(
+        default=None, metadata={"help": "Optuna RDB URL (default: sqlite:///optuna.db beside the MLflow store)"}
+    )
+    study_name: Optional[str] = field(default=None, metadata={"help": "study name (default: the file's study_name)"})
+    workers: int = field(default=1, metadata={"help": "worker processes on this machine sharing the study"})
+    heartbeat_interval: int = field(
+        default=60, metadata={"help": "seconds between a running trial's heartbeats (a dead worker's trial is retried)"}
+    )
+    grace_period: Optional[int] = field(
+        default=None, metadata={"help": "seconds without heartbeat before a trial counts as dead (default: 2 intervals)"}
+    )
+
+
+class TrialFailed(RuntimeError):
+    """A trial's training raised: Optuna marks the trial FAIL and the study goes on."""
+
+
+# ----------------------------------------------------------------------------------------------
+# The study file
+
+
+def load_study_spec(path: str | os.PathLike) -> StudySpec:
+    """Read and validate a study file; ConfigError names the file and the key at fault."""
+    path = Path(path)
+    doc = _read_yaml(path)
+    _check_keys(path, "", doc, STUDY_KEYS)
+    name = doc.get("study_name", path.stem)
+    if not isinstance(name, str) or not name:
+        raise _error(path, "study_name", "must be a non-empty string")
+    n_trials = doc.get("n_trials")
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
+        raise _error(path, "n_trials", f"must be a positive integer, got {n_trials!r}")
+    fixed = _settings(path, "fixed", doc.get("fixed") or {})
+
+    sampler, sampler_options = _named(path, "sampler", doc.get("sampler", "grid" if "grid" in doc else "tpe"), SAMPLERS)
+    pruner, pruner_options = _named(path, "pruner", doc.get("pruner", "none"), PRUNERS)
+    if (sampler == "grid") != ("grid" in doc):
+        raise _error(path, "grid", "a grid needs sampler: grid" if "grid" in doc else "sampler grid needs a grid")
+    if sampler != "grid" and "space" not in doc:
+        raise _error(path, "space", f"sampler {sampler} needs a space to search")
+    if sampler == "grid":
+        for key in ("space", "enqueue"):
+            if key in doc:
+                raise _error(path, key, "not used by a grid study (every point is run)")
+
+    arch = fixed.get("arch", FitConfig.arch)
+    points = _expand_grid(path, doc["grid"], arch) if sampler == "grid" else ()
+    space = _space(path, doc["space"], arch) if sampler != "grid" else {}
+    enqueue = _enqueue(path, doc["enqueue"], space, arch) if "enqueue" in doc else ()
+    spec = StudySpec(
+        path, name, sampler, sampler_options, pruner, pruner_options, n_trials, fixed, points, space, enqueue
+    )
+    build_sampler(spec)  # the options are checked by the classes themselves
+    build_pruner(spec)
+    return spec
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read study file {path}: {err.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: a study file is a mapping of {', '.join(STUDY_KEYS)}")
+    return doc
+
+
+def _error(path: Path, key: str, problem: str) -> ConfigError:
+    return ConfigError(f"{path}: {key}: {problem}")
+
+
+def _check_mapping(path: Path, where: str, mapping: Any) -> None:
+    if not isinstance(mapping, dict):
+        raise _error(path, where, f"expected a mapping, got {mapping!r}")
+
+
+def _check_keys(path: Path, where: str, mapping: Any, allowed) -> None:
+    _check_mapping(path, where or "study", mapping)
+    for key in mapping:
+        if key not in allowed:
+            key = f"{where}.{key}" if where else str(key)
+            raise _error(path, key, f"unknown key; expected one of {', '.join(allowed)}")
+
+
+def _check_options(path: Path, where: str, mapping: Any) -> None:
+    """``mapping`` is keyed by options of ferlight.fit."""
+    _check_mapping(path, where, mapping)
+    for name in mapping:
+        if name in MANAGED_FIELDS:
+            raise _error(path, f"{where}.{name}", "set by the sweep for each trial")
+        if name not in SETTABLE:
+            raise _error(path, f"{where}.{name}", "not an option of ferlight.fit (see python -m ferlight.fit --help)")
+
+
+def _named(path: Path, key: str, value: Any, registry: dict) -> tuple[str, dict]:
+    """``name`` or ``{name: NAME, option: value, ...}`` (options of the Optuna class)."""
+    options = dict(value) if isinstance(value, dict) else {"name": value}
+    name = options.pop("name", None)
+    if not isinstance(name, str) or name not in registry:
+        where = f"{key}.name" if isinstance(value, dict) else key
+        raise _error(path, where, f"unknown {key} {name!r}; choose from {', '.join(registry)}")
+    return name, options
+
+
+@functools.cache
+def _option_parser() -> ArgumentParser:
+    parser = ArgumentParser(exit_on_error=False)
+    add_dataclass_arguments(parser, FitConfig)
+    return parser
+
+
+def _setting(path: Path, key: str, name: Any, value: Any) -> Any:
+    """``value`` checked (and coerced, e.g. "1e-4" to a float) as FitConfig option ``name``."""
+    try:
+        value = _option_parser().parse_object({name: value})[name]
+    except Exception as err:  # jsonargparse raises several types for a bad value
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise _error(path, key, lines[-1] if lines else f"bad value {value!r}") from None
+    if name == "arch" and value not in list_models():
+        raise _error(path, key, f"unknown architecture {value!r}; available: {', '.join(list_models())}")
+    return value
+
+
+def _settings(path: Path, where: str, mapping: Any) -> dict:
+    _check_options(path, where, mapping)
+    return {name: _setting(path, f"{where}.{name}", name, value) for name, value in mapping.items()}
+
+
+def _check_model_options(path: Path, where: str, point: dict, default_arch: str) -> None:
+    """A point must not set an option its architecture does not have."""
+    arch = point.get("arch", default_arch)
+    for name in MODEL_OPTION_FIELDS:
+        if point.get(name) is not None and name not in model_options(arch):
+            raise _error(path, f"{where}.{name}", f"architecture {arch!r} has no option {name!r}")
+
+
+def _expand_grid(path: Path, grid: Any, default_arch: str) -> tuple[dict, ...]:
+    """Blocks of ``option: [values]``, each expanded as a product; the points in order."""
+    blocks = [grid] if isinstance(grid, dict) else grid
+    if not isinstance(blocks, list) or not blocks:
+        raise _error(path, "grid", "expected a block (option: [values]) or a non-empty list of blocks")
+    points: list[dict] = []
+    for b, block in enumerate(blocks):
+        where = f"grid[{b}]"
+        _check_options(path, where, block)
+        if not block:
+            raise _error(path, where, "an empty block")
+        columns = {}
+        for name, values in block.items():
+            if not isinstance(values, list) or not values:
+                raise _error(path, f"{where}.{name}", f"expected a non-empty list of values, got {values!r}")
+            columns[name] = [_setting(path, f"{where}.{name}", name, value) for value in values]
+        for combo in itertools.product(*columns.values()):
+            point = dict(zip(columns, combo))
+            _check_model_options(path, where, point, default_arch)
+            if point in points:
+                raise _error(path, where, f"point {point} appears twice in the grid")
+            points.append(point)
+    return tuple(points)
+
+
+def _number_type(name: str) -> type | None:
+    """float or int for a numeric FitConfig option (float wins for int-or-float), else None."""
+    hint = get_type_hints(FitConfig)[name]
+    types = get_args(hint) or (hint,)
+    return float if float in types else int if int in types else None
+
+
+def _space(path: Path, space: Any, default_arch: str) -> dict[str, BaseDistribution]:
+    """``option: {choices: [...]}`` or ``option: {low, high, log, step}``: Optuna distributions."""
+    _check_options(path, "space", space)
+    if not space:
+        raise _error(path, "space", "nothing to search")
+    result: dict[str, BaseDistribution] = {}
+    for name, spec in space.items():
+        where = f"space.{name}"
+        _check_keys(path, where, spec, ("choices", "low", "high", "log", "step"))
+        if "choices" in spec:
+            if set(spec) != {"choices"}:
+                raise _error(path, where, "give either choices or low/high, not both")
+            choices = spec["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise _error(path, f"{where}.choices", "expected a non-empty list")
+            values = [_setting(path, f"{where}.choices", name, value) for value in choices]
+            if len(set(map(repr, values))) != len(values):
+                raise _error(path, f"{where}.choices", "a value appears twice")
+            result[name] = CategoricalDistribution(values)
+        else:
+            result[name] = _range(path, where, name, spec)
+    archs = result["arch"].choices if "arch" in result else (default_arch,)
+    for option in (name for name in MODEL_OPTION_FIELDS if name in result):
+        if not any(option in model_options(arch) for arch in archs):
+            raise _error(path, f"space.{option}", f"none of the architectures {', '.join(archs)} has this option")
+    return result
+
+
+def _range(path: Path, where: str, name: str, spec: dict) -> BaseDistribution:
+    kind = _number_type(name)
+    if kind is None:
+        raise _error(path, where, f"{name} is not numeric: give choices instead of low/high")
+    for key in ("low", "high"):
+        if key not in spec:
+            raise _error(path, f"{where}.{key}", "missing (a range needs low and high)")
+    low, high = (_setting(path, f"{where}.{key}", name, spec[key]) for key in ("low", "high"))
+    if low is None or high is None:
+        raise _error(path, where, "low and high must be numbers")
+    log_scale, step = spec.get("log", False), spec.get("step")
+    if not isinstance(log_scale, bool):
+        raise _error(path, f"{where}.log", f"must be true or false, got {log_scale!r}")
+    if not low < high:
+        raise _error(path, where, f"low ({low}) must be below high ({high})")
+    if log_scale and low <= 0:
+        raise _error(path, f"{where}.low", f"a log scale needs low > 0, got {low}")
+    if step is not None:
+        if log_scale:
+            raise _error(path, f"{where}.step", "a log scale takes no step")
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0:
+            raise _error(path, f"{where}.step", f"must be a positive number, got {step!r}")
+    if kind is int:
+        return IntDistribution(low, high, log=log_scale, step=step or 1)
+    return FloatDistribution(float(low), float(high), log=log_scale, step=step)
+
+
+def _within(distribution: BaseDistribution, value: Any) -> bool:
+    if isinstance(distribution, CategoricalDistribution):
+        return value in distribution.choices
+    return value is not None and distribution.low <= value <= distribution.high
+
+
+def _enqueue(path: Path, enqueue: Any, space: dict, default_arch: str) -> tuple[dict, ...]:
+    """Points tried first: a grid study file (its points that lie in the space) or inline points."""
+    if isinstance(enqueue, str):
+        source = load_study_spec(path.parent / enqueue)
+        if not source.points:
+            raise _error(path, "enqueue", f"{enqueue} is not a grid study")
+        points = tuple(p for p in source.points if all(n in space and _within(space[n], v) for n, v in p.items()))
+        if not points:
+            raise _error(path, "enqueue", f"no point of {enqueue} lies in the space")
+        return points
+    if not isinstance(enqueue, list):
+        raise _error(path, "enqueue", "expected a grid study file name or a list of points")
+    points = []
+    for i, point in enumerate(enqueue):
+        where = f"enqueue[{i}]"
+        point = _settings(path, where, point)
+        for name, value in point.items():
+            if name not in space:
+                raise _error(path, f"{where}.{name}", "not searched: add it to the space or to fixed")
+            if not _within(space[name], value):
+                raise _error(path, f"{where}.{name}", f"{value!r} lies outside the space")
+        _check_model_options(path, where, point, default_arch)
+        points.append(point)
+    return tuple(points)
+
+
+# ----------------------------------------------------------------------------------------------
+# Optuna pieces
+
+
+def build_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    """The file's sampler; a grid walks the point index."""
+    try:
+        if spec.sampler == "grid":
+            return optuna.samplers.GridSampler({POINT: list(range(len(spec.points)))}, **spec.sampler_options)
+        return SAMPLERS[spec.sampler](**spec.sampler_options)
+    except (TypeError, ValueError) as err:
+        raise _error(spec.path, "sampler", str(err)) from None
+
+
+def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
+    """The file's pruner; it judges ``val/acc`` after each epoch."""
+    try:
+        return PRUNERS[spec.pruner](**spec.pruner_options)
+    except (TypeError, ValueError) as err:
+        raise _error(spec.path, "pruner", str(err)) from None
+
+
+def default_storage(tracking_uri: str | None = None) -> str:
+    """``sqlite:///optuna.db`` in the folder of a SQLite MLflow store, else in the working folder."""
+    db = _sqlite_file(tracking.resolve_tracking_uri(tracking_uri))
+    return f"sqlite:///{(db.parent if db else Path.cwd()) / 'optuna.db'}"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
+
+
+class StartLock:
+    """A file lock beside a SQLite storage (nothing for a database server).
+
+    Workers hold it from "is there work left?" until the trial they start has its settings, so
+    workers on one machine never start a grid point twice nor more trials than asked for.
+    """
+
+    def __init__(self, storage_url: str) -> None:
+        db = _sqlite_file(storage_url)
+        self.path = db.with_name(db.name + ".lock") if db else None
+        self._file = None
+
+    def acquire(self) -> None:
+        if self.path is None or self._file is not None:
+            return
+        self._file = open(self.path, "a")
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def build_storage(url: str, options: SweepOptions, tracking_uri: str | None = None) -> RDBStorage:
+    """An RDB storage with heartbeats: a trial silent for the grace period is failed and retried."""
+    db = _sqlite_file(url)
+    engine_kwargs = {"connect_args": {"timeout": 60}} if db else {}  # workers wait for SQLite's lock
+    lock = StartLock(url)
+    try:
+        if db:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()  # two workers creating the schema at once would race
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=options.heartbeat_interval,
+            grace_period=options.grace_period,
+            heartbeat_stale_trial_callback=_RetryStaleTrial(tracking_uri),
+        )
+    except Exception as err:  # SQLAlchemy and drivers raise many types for an unusable URL
+        text = str(err).strip().splitlines()
+        raise ConfigError(
+            f"--storage {_masked(url)}: {type(err).__name__}: {text[0] if text else ''} "
+            "(expected sqlite:///FILE, postgresql://... or mysql+pymysql://...)"
+        ) from None
+    finally:
+        lock.release()
+
+
+def _masked(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing to hide
+        return url
+
+
+# ----------------------------------------------------------------------------------------------
+# Trials
+
+
+def trial_config(base: FitConfig, settings: Mapping[str, Any], run_name: str) -> FitConfig:
+    """``base`` with the trial's settings; model options the architecture lacks fall back to None."""
+    cfg = dataclasses.replace(base, **settings, run_name=run_name, resume=None)
+    accepted = model_options(cfg.arch)
+    unused = {name: None for name in MODEL_OPTION_FIELDS if getattr(cfg, name) is not None and name not in accepted}
+    return dataclasses.replace(cfg, **unused)
+
+
+def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    low, high, step, log_scale = distribution.low, distribution.high, distribution.step, distribution.log
+    if isinstance(distribution, IntDistribution):
+        return trial.suggest_int(name, low, high, step=step, log=log_scale)
+    return trial.suggest_float(name, low, high, step=step, log=log_scale)
+
+
+def _mlflow(tracking_uri: str | None):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking.resolve_tracking_uri(tracking_uri))
+
+
+def _end_run(client, run_id: str | None, state: str) -> None:
+    """Tag a trial's run; a pruned run (which Lightning ended as FAILED) is FINISHED."""
+    if run_id is None:
+        return
+    client.set_tag(run_id, TRIAL_STATE, state)
+    if state == "pruned":
+        client.set_terminated(run_id, "FINISHED")
+    elif state == "failed" and client.get_run(run_id).info.status == "RUNNING":
+        client.set_terminated(run_id, "FAILED")
+
+
+def _retry_later(study: optuna.Study, number: int) -> None:
+    """Queue a copy of trial ``number`` (same settings), as Optuna does for a dead worker's trial."""
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    RetryHeartbeatStaleTrialCallback()(study, frozen)
+
+
+class _RetryStaleTrial:
+    """Heartbeat callback: run a dead worker's trial again, and mark its MLflow run FAILED."""
+
+    def __init__(self, tracking_uri: str | None) -> None:
+        self.tracking_uri = tracking_uri
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        RetryHeartbeatStaleTrialCallback()(study, trial)
+        _end_run(_mlflow(self.tracking_uri), trial.user_attrs.get(MLFLOW_RUN), "failed")
+
+
+class PruningCallback(PyTorchLightningPruningCallback):
+    """Optuna's pruning callback that also records the trial's MLflow run id.
+
+    A pruned trial raises ``optuna.TrialPruned`` inside ``trainer.fit``, and Lightning then ends
+    the run as FAILED; knowing the run lets the objective set it FINISHED and tag it pruned.
+    """
+
+    def __init__(self, trial: optuna.Trial, monitor: str = PRUNING_MONITOR) -> None:
+        super().__init__(trial, monitor)
+        self.trial = trial
+        self.run_id: str | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.run_id = trainer.logger.run_id
+        self.trial.set_user_attr(MLFLOW_RUN, self.run_id)
+
+
+class Objective:
+    """One trial: settings from the sampler, ``run_fit`` as a child run, ``val/best_acc`` back."""
+
+    def __init__(self, spec: StudySpec, base: FitConfig, parent_run_id: str, start_lock: StartLock) -> None:
+        self.spec = spec
+        self.base = base
+        self.parent_run_id = parent_run_id
+        self.start_lock = start_lock
+
+    def sample(self, trial: optuna.Trial) -> dict:
+        """The trial's settings: a grid point, or values from the space (arch first, since the
+        model options apply only to the architectures that have them)."""
+        if self.spec.points:
+            return dict(self.spec.points[trial.suggest_categorical(POINT, list(range(len(self.spec.points))))])
+        space = self.spec.space
+        arch = _suggest(trial, "arch", space["arch"]) if "arch" in space else self.base.arch
+        settings = {"arch": arch} if "arch" in space else {}
+        for name, distribution in space.items():
+            if name != "arch" and (name not in MODEL_OPTION_FIELDS or name in model_options(arch)):
+                settings[name] = _suggest(trial, name, distribution)
+        return settings
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            settings = self.sample(trial)
+        finally:
+            self.start_lock.release()  # the trial has its settings: the next worker may start
+        cfg = trial_config(self.base, settings, f"{trial.study.study_name}-{trial.number:03d}")
+        trial.set_user_attr(SETTINGS, {name: getattr(cfg, name) for name in self.spec.searched})
+        client = _mlflow(cfg.tracking_uri)
+        pruning = PruningCallback(trial)
+        tags = {
+            "mlflow.parentRunId": self.parent_run_id,
+            "optuna.study_name": trial.study.study_name,
+            "trial_number": str(trial.number),
+            TRIAL_STATE: "running",
+        }
+        try:
+            result = run_fit(cfg, callbacks=[pruning], tags=tags)
+        except optuna.TrialPruned:
+            _end_run(client, pruning.run_id, "pruned")
+            raise
+        except (FerlightError, KeyboardInterrupt, SystemExit) as err:
+            # Not the trial's fault (bad data, Ctrl-C): queue it again for the next run, and stop.
+            _end_run(client, pruning.run_id, "failed")
+            _retry_later(trial.study, trial.number)
+            if isinstance(err, SystemExit):  # Lightning's answer to Ctrl-C; Optuna would leave it RUNNING
+                raise KeyboardInterrupt from err
+            raise
+        except Exception as err:
+            _end_run(client, pruning.run_id, "failed")
+            raise TrialFailed(f"{type(err).__name__}: {err}") from err
+        if OBJECTIVE not in result.metrics:
+            _end_run(client, result.run_id, "failed")
+            raise TrialFailed(f"the run recorded no {OBJECTIVE}")
+        _end_run(client, result.run_id, "complete")
+        return result.metrics[OBJECTIVE]
+
+
+# ----------------------------------------------------------------------------------------------
+# Studies
+
+
+def _search_fingerprint(spec: StudySpec) -> str:
+    return json.dumps(
+        {"points": spec.points, "space": {k: distribution_to_json(d) for k, d in spec.space.items()}}, sort_keys=True
+    )
+
+
+def _experiment_id(client, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:  # another process created it meanwhile
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def _create_parent_run(spec: StudySpec, base: FitConfig, study: optuna.Study, storage_url: str) -> str:
+    client = _mlflow(tracking.ensure_store(base.tracking_uri))
+    run = client.create_run(
+        _experiment_id(client, base.experiment),
+        run_name=study.study_name,
+        tags={"optuna.study_name": study.study_name, "optuna.storage": _masked(storage_url), "ferlight.kind": "study"},
+    )
+    run_id = run.info.run_id
+    params = {"sampler": spec.sampler, "pruner": spec.pruner, "searched": ", ".join(spec.searched)}
+    if spec.points:
+        params["grid_points"] = len(spec.points)
+    for name, value in params.items():
+        client.log_param(run_id, name, value)
+    client.log_artifact(run_id, str(spec.path))
+    return run_id
+
+
+def _run_exists(client, run_id: str) -> bool:
+    try:
+        client.get_run(run_id)
+    except Exception:  # MlflowException: not in this tracking store (moved or deleted)
+        return False
+    return True
+
+
+def _enqueue_points(study: optuna.Study, spec: StudySpec, base: FitConfig) -> None:
+    """Queue the file's points; options a point leaves out take the base config's value (the
+    model's default for model options) where that lies in the space, so that the paper's points
+    run with the paper's other settings."""
+    for point in spec.enqueue:
+        cfg = dataclasses.replace(base, **point)
+        params = dict(point)
+        for name, distribution in spec.space.items():
+            value = getattr(cfg, name)
+            if name in MODEL_OPTION_FIELDS:
+                if name not in model_options(cfg.arch):
+                    continue
+                value = model_options(cfg.arch)[name] if value is None else value
+            if name not in params and _within(distribution, value):
+                params[name] = value
+        study.enqueue_trial(params)
+
+
+def open_study(spec: StudySpec, base: FitConfig, storage_url: str, options: SweepOptions) -> optuna.Study:
+    """Create the study (with its MLflow parent run and queued points) or load it to resume.
+
+    Study creation is atomic in an RDB, so with several workers exactly one creates; the others
+    wait until it has published the parent run id, which it does last.
+    """
+    storage = build_storage(storage_url, options, base.tracking_uri)
+    name = options.study_name or spec.name
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", sampler=build_sampler(spec),
+            pruner=build_pruner(spec),
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        study = _load_study(spec, options, storage)
+        _wait_until_ready(study)
+    else:
+        study.set_user_attr(SEARCH, _search_fingerprint(spec))
+        _enqueue_points(study, spec, base)
+    if study.user_attrs.get(SEARCH) != _search_fingerprint(spec):
+        raise ConfigError(
+            f"{spec.path}: study {name!r} in {_masked(storage_url)} was made with another grid or space; "
+            "pass --study-name to start a new study"
+        )
+    client = _mlflow(base.tracking_uri)
+    parent = study.user_attrs.get(PARENT_RUN)
+    if parent is None or not _run_exists(client, parent):  # a new study, another tracking store, or a dead creator
+        parent = _create_parent_run(spec, base, study, storage_url)
+        study.set_user_attr(PARENT_RUN, parent)
+    client.update_run(parent, status="RUNNING")
+    return study
+
+
+def _load_study(spec: StudySpec, options: SweepOptions, storage: RDBStorage) -> optuna.Study:
+    name = options.study_name or spec.name
+    return optuna.load_study(study_name=name, storage=storage, sampler=build_sampler(spec), pruner=build_pruner(spec))
+
+
+def _wait_until_ready(study: optuna.Study) -> None:
+    deadline = time.monotonic() + PARENT_WAIT_S
+    while PARENT_RUN not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def _work_left(study: optuna.Study, spec: StudySpec, target: int | None) -> bool:
+    """Whether to start another trial: below ``target`` trials, and for a grid, a point nobody
+    has taken or a trial queued again. Dead workers' trials are failed (and queued) first."""
+    fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    retried = {number for t in trials for number in RetryHeartbeatStaleTrialCallback.retry_history(t)}
+    started = sum(t.state != TrialState.WAITING and t.number not in retried for t in trials)
+    if target is not None and started >= target:
+        return False
+    if not spec.points:
+        return True
+    taken = {t.params[POINT] for t in trials if POINT in t.params}
+    return len(taken) < len(spec.points) or any(t.state == TrialState.WAITING for t in trials)
+
+
+def work(study: optuna.Study, spec: StudySpec, base: FitConfig, options: SweepOptions, storage_url: str) -> None:
+    """Run trials of ``study`` until the grid is done, ``n_trials`` are reached or time is up."""
+    lock = StartLock(storage_url)
+    objective = Objective(spec, base, study.user_attrs[PARENT_RUN], lock)
+    target = options.n_trials if options.n_trials is not None else spec.n_trials
+    deadline = time.monotonic() + options.timeout if options.timeout else float("inf")
+    while time.monotonic() < deadline:
+        lock.acquire()  # released by the objective once the trial has its settings
+        try:
+            if not _work_left(study, spec, target):
+                return
+            study.optimize(objective, n_trials=1, catch=(TrialFailed,))
+        finally:
+            lock.release()
+
+
+def _work_in_process(spec: StudySpec, base: FitConfig, options: SweepOptions, storage_url: str, threads: int) -> None:
+    """A worker process: its own storage connection and torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    study = _load_study(spec, options, build_storage(storage_url, options, base.tracking_uri))
+    work(study, spec, base, options, storage_url)
+
+
+def check_options(base: FitConfig, options: SweepOptions) -> None:
+    """ConfigError for options a sweep cannot honour."""
+    for name, low in (("n_trials", 0), ("workers", 1), ("heartbeat_interval", 1), ("grace_period", 1)):
+        value = getattr(options, name)
+        if value is not None and value < low:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+    if options.timeout is not None and options.timeout <= 0:
+        raise ConfigError(f"--timeout must be positive, got {options.timeout}")
+    if "ddp" in base.strategy or base.num_nodes > 1 or not _one_device(base.devices):
+        raise ConfigError(
+            "--devices/--strategy/--num-nodes: a sweep trains each trial in one process; "
+            "run one worker per device instead (see docs/sweeps.md)"
+        )
+
+
+def _one_device(devices: int | str) -> bool:
+    """Whether Lightning's ``devices`` names a single device (1, "1", "0," or "[2]")."""
+    if isinstance(devices, int):
+        return devices == 1
+    ids = [d for d in str(devices).strip("[]").split(",") if d.strip()]
+    return str(devices).strip() == "1" or (("," in str(devices) or "[" in str(devices)) and len(ids) == 1)
+
+
+def run_sweep(spec: StudySpec, base: FitConfig, options: SweepOptions) -> optuna.Study:
+    """Open (or resume) the study, run its trials in ``options.workers`` processes, summarise.
+
+    The summary (best settings, plots) goes to the parent run even after Ctrl-C, which then
+    propagates as KeyboardInterrupt.
+    """
+    check_options(base, options)
+    storage_url = options.storage or default_storage(base.tracking_uri)
+    study = open_study(spec, base, storage_url, options)
+    try:
+        if options.workers == 1:
+            work(study, spec, base, options, storage_url)
+        else:
+            threads = max(1, len(os.sched_getaffinity(0)) // options.workers)
+            with ProcessPoolExecutor(options.workers, mp_context=get_context("spawn")) as pool:
+                jobs = [
+                    pool.submit(_work_in_process, spec, base, options, storage_url, threads)
+                    for _ in range(options.workers)
+                ]
+                for job in jobs:
+                    job.result()
+    finally:
+        summarize(study, base.tracking_uri)
+    return study
+
+
+# ----------------------------------------------------------------------------------------------
+# Summary
+
+
+def _settings_of(trial: optuna.trial.FrozenTrial) -> dict:
+    return trial.user_attrs.get(SETTINGS, trial.params)
+
+
+def summarize(study: optuna.Study, tracking_uri: str | None = None) -> None:
+    """Best settings (tags ``best.<name>``), ``best/val_acc`` and plots on the parent run.
+
+    Tags rather than params: MLflow params are write-once, and the best trial changes as a study
+    resumes.
+    """
+    client = _mlflow(tracking_uri)
+    parent = study.user_attrs[PARENT_RUN]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if complete:
+        best = study.best_trial
+        for name, value in _settings_of(best).items():
+            client.set_tag(parent, f"best.{name}", str(value))
+        client.set_tag(parent, "best.trial_number", str(best.number))
+        client.set_tag(parent, "best.run_id", str(best.user_attrs.get(MLFLOW_RUN)))
+        client.log_metric(parent, "best/val_acc", best.value, step=len(complete))
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in _plots(study, Path(tmp)):
+                client.log_artifact(parent, str(path))
+    client.set_terminated(parent, "FINISHED")
+
+
+def _plots(study: optuna.Study, folder: Path) -> list[Path]:
+    """Optimisation history and parameter importances (from the settings, for a grid)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as optuna_plots
+
+    plots = [("optimization_history.png", optuna_plots.plot_optimization_history, study)]
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 2:
+        plots.append(("param_importances.png", optuna_plots.plot_param_importances, _importance_study(study)))
+    files = []
+    for name, plot, source in plots:
+        try:
+            ax = plot(source)
+        except Exception as err:  # e.g. no setting varies yet: the summary goes on without it
+            log.warning("no %s: %s", name, err)
+            continue
+        ax.figure.savefig(folder / name, dpi=120, bbox_inches="tight")
+        plt.close(ax.figure)
+        files.append(folder / name)
+    return files
+
+
+def _importance_study(study: optuna.Study) -> optuna.Study:
+    """For a grid, whose only parameter is the point index, an in-memory copy of the complete
+    trials with their settings as categorical parameters; other studies as they are."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not any(POINT in t.params for t in complete):
+        return study
+    choices: dict[str, list] = {}
+    for trial in complete:
+        for name, value in _settings_of(trial).items():
+            if value not in choices.setdefault(name, []):
+                choices[name].append(value)
+    copy = optuna.create_study(direction="maximize")
+    for trial in complete:
+        settings = _settings_of(trial)
+        copy.add_trial(
+            optuna.trial.create_trial(
+                params=settings,
+                distributions={name: CategoricalDistribution(choices[name]) for name in settings},
+                value=trial.value,
+            )
+        )
+    return copy
+
+
+def trials_table(study: optuna.Study) -> str:
+    """The trials as text: number, state, validation accuracy and settings; the best marked *."""
+    trials = study.get_trials(deepcopy=False)
+    best = study.best_trial.number if any(t.state == TrialState.COMPLETE for t in trials) else None
+    history = RetryHeartbeatStaleTrialCallback.retry_history  # the trials a retry stands for
+    retries = {history(t)[-1]: t.number for t in trials if history(t)}
+    rows = [("trial", "state", "val acc", "settings")]
+    for t in trials:
+        mark = "*" if t.number == best else ""
+        state = t.state.name.lower() + (f" (rerun as {retries[t.number]})" if t.number in retries else "")
+        value = f"{t.value:.4f}" if t.value is not None else "-"
+        settings = " ".join(f"{k}={v}" for k, v in _settings_of(t).items())
+        rows.append((f"{t.number}{mark}", state, value, settings))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(f"{a:>{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}" for a, b, c, d in rows)

@@ -1,0 +1,56 @@
+"""``python -m ferlight.sweep FILE``: run (or resume) an Optuna study defined in a YAML file.
+
+Every option of ``python -m ferlight.fit`` is accepted and sets the trials' training; the file's
+``fixed`` options are the defaults the command line overrides, and each trial's settings override
+both. Running the same command again resumes the study; several copies (or ``--workers N``) share
+it. See docs/sweeps.md. Bad input ends with one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Sequence
+
+import optuna
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from ferlight.config import FitConfig, add_dataclass_arguments, parse_namespace, to_config
+from ferlight.errors import exit_on_error
+from ferlight.study import MANAGED_FIELDS, SweepOptions, load_study_spec, run_sweep, trials_table
+
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m ferlight.sweep",
+        description="Run an Optuna study of ferlight.fit trials, each tracked as an MLflow child run.",
+        exit_on_error=False,
+    )
+    parser.add_argument("study_file", help="the study definition (YAML), e.g. sweeps/paper_grid.yaml")
+    add_dataclass_arguments(parser, SweepOptions)
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below")
+    add_dataclass_arguments(parser, FitConfig, skip=MANAGED_FIELDS)
+    parser.set_defaults(devices=1)  # one trial per process: run one worker per device instead
+    return parser
+
+
+@exit_on_error
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    parser = build_parser()
+    spec = load_study_spec(parse_namespace(parser, argv).study_file)
+    parser.set_defaults(spec.fixed)  # the file's fixed options < --config < the command line
+    namespace = parse_namespace(parser, argv)
+    try:
+        study = run_sweep(spec, to_config(namespace), to_config(namespace, SweepOptions))
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume the study", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(trials_table(study))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

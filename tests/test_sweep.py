@@ -1,0 +1,363 @@
+"""`python -m ferlight.sweep`: study files, grid coverage, enqueued points, pruning, MLflow
+nesting, resumption, concurrent workers and a killed worker, on tiny data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from ferlight.config import FitConfig
+from ferlight.study import load_study_spec, trial_config
+from ferlight.sweep import main
+from tiny_data import write_tiny_fer2013
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def storage() -> str:
+    """The default Optuna storage: optuna.db beside the default MLflow store, in the working folder."""
+    return f"sqlite:///{Path.cwd() / 'optuna.db'}"
+
+
+def tracking() -> str:
+    """The default MLflow store (absolute: MLflow caches one store per URI string)."""
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    return write_tiny_fer2013(tmp_path_factory.mktemp("data") / "fer2013.csv")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh working directory (default Optuna and MLflow stores land here) with its own cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FERLIGHT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+def write_study(path: Path, doc: dict | str) -> Path:
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def sweep_args(study_file, tiny_csv, *extra):
+    """Tiny trials: a narrow fervgg_small, one epoch of at most two batches (later options win)."""
+    return [str(study_file), "--data", str(tiny_csv), "--protocol", "standard", "--arch", "fervgg_small",
+            "--model-options", "{width: 8}", "--epochs", "1", "--batch-size", "16", "--limit-train-batches", "2",
+            "--accelerator", "cpu", *extra]
+
+
+def run_cli(*args, cwd, timeout=300):
+    return subprocess.run([sys.executable, "-m", "ferlight.sweep", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def start_cli(*args, cwd):
+    return subprocess.Popen([sys.executable, "-m", "ferlight.sweep", *args], cwd=cwd, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+
+
+def wait_for_checkpoint(workdir: Path, proc, timeout: float = 240) -> None:
+    """Until the first trial has finished an epoch."""
+    deadline = time.time() + timeout
+    while not list(workdir.glob("checkpoints/*/*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.2)
+
+
+def load(name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage())
+
+
+def settings(trial) -> dict:
+    return trial.user_attrs["settings"]
+
+
+def runs(parent_only: bool | None = None):
+    client = mlflow.MlflowClient(tracking())
+    found = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    if parent_only is None:
+        return found
+    return [r for r in found if (r.data.tags.get("ferlight.kind") == "study") == parent_only]
+
+
+def assert_each_point_once(study: optuna.Study, points: list[dict]) -> None:
+    """Every point complete exactly once, and no other trial."""
+    done = [settings(t) for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    assert len(study.trials) == len(points), [(t.number, t.state) for t in study.trials]
+    for point in points:
+        assert sum(all(s[k] == v for k, v in point.items()) for s in done) == 1, (point, done)
+
+
+# ----------------------------------------------------------------------------------------------
+# The shipped study files
+
+PAPER_POINTS = (
+    [{"arch": a, "optimizer": "adam", "batch_size": b, "dropout_placement": "none"}
+     for a in ("vgg11", "vgg16") for b in (32, 64, 128)]
+    + [{"arch": "vgg11", "optimizer": "adam", "batch_size": 64, "dropout_placement": p} for p in ("every", "alternate")]
+    + [{"arch": a, "optimizer": o, "batch_size": b}
+       for a in ("resnet10", "resnet18", "resnet50") for o in ("adam", "rmsprop") for b in (32, 64, 128)]
+    + [{"arch": "attention", "optimizer": "adam", "batch_size": 64}]
+)
+
+
+def test_paper_grid_holds_exactly_the_papers_points():
+    spec = load_study_spec(REPO / "sweeps" / "paper_grid.yaml")
+    assert spec.sampler == "grid" and spec.pruner == "none"
+    assert sorted(map(repr, spec.points)) == sorted(map(repr, PAPER_POINTS))
+    assert len(spec.points) == 27
+
+
+def test_search_file_searches_the_issues_space_from_the_paper_grid():
+    spec = load_study_spec(REPO / "sweeps" / "search.yaml")
+    assert spec.sampler == "tpe" and spec.pruner != "none"
+    space = spec.space
+    searched = {"optimizer", "lr", "batch_size", "dropout_placement", "dropout", "weight_decay", "label_smoothing"}
+    assert searched <= set(space)
+    assert set(space["optimizer"].choices) == {"adam", "rmsprop", "sgd", "adamw"}
+    assert space["lr"].log and space["lr"].low < 1e-3 < space["lr"].high
+    assert min(space["batch_size"].choices) == 32 and max(space["batch_size"].choices) == 256
+    assert set(space["dropout_placement"].choices) == {"none", "every", "alternate"}
+    assert sorted(map(repr, spec.enqueue)) == sorted(map(repr, PAPER_POINTS))
+
+
+def test_enqueued_grid_file_keeps_only_points_inside_the_space(tmp_path):
+    write_study(tmp_path / "grid.yaml", {"grid": [{"arch": ["vgg11", "resnet18"], "batch_size": [32, 512]}]})
+    spec = load_study_spec(write_study(tmp_path / "s.yaml", {
+        "sampler": "random", "enqueue": "grid.yaml",
+        "space": {"arch": {"choices": ["vgg11", "resnet18"]}, "batch_size": {"low": 16, "high": 256}},
+    }))
+    assert spec.enqueue == ({"arch": "vgg11", "batch_size": 32}, {"arch": "resnet18", "batch_size": 32})
+
+
+def test_trial_config_drops_model_options_the_architecture_lacks():
+    base = FitConfig(dropout_placement="every", dropout=0.3, run_name="base", resume="auto")
+    vgg = trial_config(base, {"arch": "vgg11", "lr": 0.01}, "s-001")
+    resnet = trial_config(base, {"arch": "resnet18"}, "s-002")
+    assert (vgg.dropout_placement, vgg.dropout, vgg.lr, vgg.run_name, vgg.resume) == ("every", 0.3, 0.01, "s-001", None)
+    assert (resnet.dropout_placement, resnet.dropout) == (None, 0.3)  # ResNets have dropout, not its placement
+
+
+# ----------------------------------------------------------------------------------------------
+# Malformed files and options: one line naming the file and the key, exit status 2
+
+GOOD_SPACE = {"lr": {"low": 1e-4, "high": 1e-1, "log": True}}
+
+MALFORMED = [
+    ({"sampler": "tpe", "space": GOOD_SPACE, "prunner": "median"}, "prunner"),
+    ({"sampler": "tpe", "space": GOOD_SPACE, "fixed": {"colour": 3}}, "fixed.colour"),
+    ({"sampler": "tpe", "space": {"lr": {"low": 0.1, "high": 0.01}}}, "space.lr"),
+    ({"sampler": "tpe", "space": {"lr": {"low": 0.0, "high": 0.1, "log": True}}}, "space.lr.low"),
+    ({"sampler": "tpe", "space": {"optimizer": {"choices": []}}}, "space.optimizer.choices"),
+    ({"sampler": "tpe", "space": {"optimizer": {"choices": ["adam", "lbfgs"]}}}, "space.optimizer.choices"),
+    ({"sampler": "tpe", "space": {"lr": {"low": 1e-4, "high": 0.1, "scale": "log"}}}, "space.lr.scale"),
+    ({"sampler": "tpe", "space": {"arch": {"choices": ["vgg11", "vgg19"]}}}, "vgg19"),
+    ({"grid": [{"arch": ["vgg19"]}]}, "grid[0].arch"),
+    ({"grid": [{"batch_size": ["many"]}]}, "grid[0].batch_size"),
+    ({"grid": [{"batch_size": 32}]}, "grid[0].batch_size"),
+    ({"grid": [{"arch": ["resnet18"], "dropout_placement": ["every"]}]}, "grid[0].dropout_placement"),
+    ({"grid": [{"lr": [0.1]}, {"lr": [0.1]}]}, "grid[1]"),
+    ({"grid": [{"lr": [0.1]}], "space": GOOD_SPACE}, "space"),
+    ({"grid": [{"resume": ["auto"]}]}, "grid[0].resume"),
+    ({"sampler": "annealing", "space": GOOD_SPACE}, "sampler"),
+    ({"sampler": "tpe", "space": GOOD_SPACE, "pruner": "patience"}, "pruner"),
+    ({"sampler": "tpe", "space": GOOD_SPACE, "pruner": {"name": "median", "n_startup": 3}}, "pruner"),
+    ({"sampler": "tpe", "space": GOOD_SPACE, "enqueue": [{"lr": 0.5}]}, "enqueue[0].lr"),
+    ({"sampler": "tpe", "space": GOOD_SPACE, "enqueue": [{"batch_size": 32}]}, "enqueue[0].batch_size"),
+    ({"sampler": "tpe", "space": GOOD_SPACE, "n_trials": 0}, "n_trials"),
+    ("grid: [{lr: [0.1]}\nsampler: grid\n", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize("doc,key", MALFORMED, ids=[key for _, key in MALFORMED])
+def test_malformed_study_file_is_one_line_naming_file_and_key(workdir, tiny_csv, capsys, doc, key):
+    study = write_study(workdir / "bad_study.yaml", doc)
+    with pytest.raises(SystemExit) as exit_info:
+        main(sweep_args(study, tiny_csv))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "bad_study.yaml" in lines[0] and key in lines[0], lines
+    assert not (workdir / "optuna.db").exists() and not (workdir / "mlruns").exists()
+
+
+@pytest.mark.parametrize(
+    "extra,expected",
+    [(["--workers", "0"], "--workers"), (["--devices", "2"], "--devices"),
+     (["--storage", "nosuch://host/db"], "--storage")],
+)
+def test_bad_sweep_option_is_one_line(workdir, tiny_csv, capsys, extra, expected):
+    study = write_study(workdir / "s.yaml", {"grid": [{"lr": [0.1]}]})
+    with pytest.raises(SystemExit) as exit_info:
+        main(sweep_args(study, tiny_csv, *extra))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], lines
+
+
+def test_cli_process_reports_a_malformed_file_without_traceback(workdir, tiny_csv):
+    study = write_study(workdir / "bad_study.yaml", {"sampler": "tpe", "space": {"lr": {"low": 1, "high": 1}}})
+    out = run_cli(*sweep_args(study, tiny_csv), cwd=workdir)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad_study.yaml" in lines[0] and "space.lr" in lines[0], out.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------------------------
+# Studies on tiny data
+
+
+def test_grid_runs_every_point_once_as_nested_mlflow_runs_and_resumes(workdir, tiny_csv, capsys):
+    points = [{"batch_size": 16, "optimizer": "adam"}, {"batch_size": 32, "optimizer": "adam"},
+              {"batch_size": 32, "optimizer": "sgd"}]
+    study_file = write_study(workdir / "grid.yaml", {
+        "study_name": "tiny-grid",
+        "grid": [{"batch_size": [16, 32], "optimizer": ["adam"]}, {"batch_size": [32], "optimizer": ["sgd"]}],
+    })
+    assert main(sweep_args(study_file, tiny_csv, "--n-trials", "2")) == 0  # stopped after two points
+    assert len(load("tiny-grid").trials) == 2
+    assert main(sweep_args(study_file, tiny_csv)) == 0  # resumed: the remaining point only
+    table = capsys.readouterr().out
+    study = load("tiny-grid")
+    assert_each_point_once(study, points)
+    assert any(line.split()[:3] == ["trial", "state", "val"] for line in table.splitlines())
+    assert any(line.split()[0] == f"{study.best_trial.number}*" for line in table.splitlines() if line.strip())
+
+    (parent,) = runs(parent_only=True)
+    children = runs(parent_only=False)
+    assert parent.info.run_name == "tiny-grid" and parent.info.status == "FINISHED"
+    assert len(children) == 3
+    by_number = {int(r.data.tags["trial_number"]): r for r in children}
+    assert set(by_number) == {t.number for t in study.trials}
+    for trial in study.trials:
+        run = by_number[trial.number]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["trial_state"] == "complete" and run.info.status == "FINISHED"
+        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+        assert run.data.params["batch_size"] == str(settings(trial)["batch_size"])
+        assert run.data.params["optimizer"] == settings(trial)["optimizer"]
+        assert run.data.metrics["val/best_acc"] == pytest.approx(trial.value)
+        assert "test/acc" in run.data.metrics and "test/f1/happy" in run.data.metrics
+
+    best = study.best_trial
+    assert parent.data.tags["best.batch_size"] == str(settings(best)["batch_size"])
+    assert parent.data.tags["best.optimizer"] == settings(best)["optimizer"]
+    assert parent.data.tags["best.trial_number"] == str(best.number)
+    assert parent.data.metrics["best/val_acc"] == pytest.approx(best.value)
+    artifacts = {a.path for a in mlflow.MlflowClient(tracking()).list_artifacts(parent.info.run_id)}
+    assert {"optimization_history.png", "param_importances.png", "grid.yaml"} <= artifacts
+
+    assert main(sweep_args(study_file, tiny_csv)) == 0  # every point is done: nothing runs
+    assert len(load("tiny-grid").trials) == 3 and len(runs()) == 4
+
+
+def test_search_runs_enqueued_points_first(workdir, tiny_csv):
+    study_file = write_study(workdir / "search.yaml", {
+        "study_name": "tiny-search", "sampler": "random", "n_trials": 3,
+        "space": {"batch_size": {"choices": [16, 32]}, "lr": {"low": 1e-4, "high": 1e-2, "log": True}},
+        "enqueue": [{"batch_size": 16, "lr": 3e-3}, {"batch_size": 32}],
+    })
+    assert main(sweep_args(study_file, tiny_csv)) == 0
+    trials = load("tiny-search").trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert trials[0].params == {"batch_size": 16, "lr": 3e-3}
+    assert trials[1].params == {"batch_size": 32, "lr": 1e-3}  # the lr the base config trains with
+
+
+def test_a_bad_trial_is_pruned_and_its_run_is_not_failed(workdir, tiny_csv):
+    study_file = write_study(workdir / "prune.yaml", {
+        "study_name": "tiny-prune",
+        "pruner": {"name": "threshold", "lower": 0.25, "n_warmup_steps": 1},
+        "grid": [{"lr": [1e-3, 10.0]}],
+    })
+    assert main(sweep_args(study_file, tiny_csv, "--epochs", "2", "--limit-train-batches", "1.0")) == 0
+    trials = {t.params["point"]: t for t in load("tiny-prune").trials}
+    good, bad = trials[0], trials[1]  # the points in file order: lr 1e-3, then lr 10
+    assert good.state == TrialState.COMPLETE and bad.state == TrialState.PRUNED
+    assert max(bad.intermediate_values) == 1  # judged after its second epoch, then stopped
+    run = mlflow.MlflowClient(tracking()).get_run(bad.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["trial_state"] == "pruned"
+
+
+def test_changed_grid_is_refused_for_an_existing_study(workdir, tiny_csv, capsys):
+    study_file = write_study(workdir / "grid.yaml", {"study_name": "tiny-change", "grid": [{"lr": [1e-3, 3e-3]}]})
+    assert main(sweep_args(study_file, tiny_csv, "--n-trials", "0")) == 0
+    write_study(study_file, {"study_name": "tiny-change", "grid": [{"lr": [1e-3, 1e-2]}]})
+    with pytest.raises(SystemExit):
+        main(sweep_args(study_file, tiny_csv))
+    assert "--study-name" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_concurrent_commands_and_workers_share_one_grid(workdir, tiny_csv):
+    points = [{"batch_size": b, "lr": lr} for b in (16, 32) for lr in (1e-3, 2e-3, 3e-3)]
+    study_file = write_study(workdir / "grid.yaml", {
+        "study_name": "tiny-parallel", "grid": [{"batch_size": [16, 32], "lr": [1e-3, 2e-3, 3e-3]}],
+    })
+    args = sweep_args(study_file, tiny_csv)
+    procs = [start_cli(*args, "--workers", "2", cwd=workdir), start_cli(*args, cwd=workdir)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=500)
+        assert proc.returncode == 0, err[-3000:]
+    assert_each_point_once(load("tiny-parallel"), points)
+    (parent,) = runs(parent_only=True)
+    children = runs(parent_only=False)
+    assert len(children) == 6 and {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+
+
+@pytest.mark.slow
+def test_killed_worker_leaves_a_failed_trial_that_is_run_again(workdir, tiny_csv):
+    study_file = write_study(workdir / "grid.yaml", {"study_name": "tiny-kill", "grid": [{"lr": [1e-3, 3e-3]}]})
+    args = sweep_args(study_file, tiny_csv, "--heartbeat-interval", "1", "--grace-period", "3")
+    proc = start_cli(*args, "--epochs", "40", "--batch-size", "8", cwd=workdir)  # later options win
+    wait_for_checkpoint(workdir, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (killed,) = load("tiny-kill").trials
+    assert killed.state == TrialState.RUNNING
+    time.sleep(4)  # past the grace period
+
+    out = run_cli(*args, cwd=workdir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    study = load("tiny-kill")
+    assert study.trials[killed.number].state == TrialState.FAIL
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert sorted(t.params["point"] for t in complete) == [0, 1] and len(study.trials) == 3
+    retry = next(t for t in complete if t.params["point"] == killed.params["point"])
+    assert retry.system_attrs["failed_trial"] == killed.number
+    run = mlflow.MlflowClient(tracking()).get_run(killed.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED" and run.data.tags["trial_state"] == "failed"
+
+
+@pytest.mark.slow
+def test_ctrl_c_queues_the_interrupted_trial_for_the_next_run(workdir, tiny_csv):
+    study_file = write_study(workdir / "grid.yaml", {"study_name": "tiny-ctrl-c", "grid": [{"lr": [1e-3, 3e-3]}]})
+    args = sweep_args(study_file, tiny_csv)
+    proc = start_cli(*args, "--epochs", "40", "--batch-size", "8", cwd=workdir)
+    wait_for_checkpoint(workdir, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "resume" in err.strip().splitlines()[-1], err[-2000:]
+    interrupted, queued = load("tiny-ctrl-c").trials
+    assert interrupted.state == TrialState.FAIL and queued.state == TrialState.WAITING
+    assert queued.params == interrupted.params
+    run = mlflow.MlflowClient(tracking()).get_run(interrupted.user_attrs["mlflow_run_id"])
+    assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "failed"
+
+    out = run_cli(*args, cwd=workdir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    complete = load("tiny-ctrl-c").get_trials(states=(TrialState.COMPLETE,))
+    assert sorted(t.params["point"] for t in complete) == [0, 1] and len(load("tiny-ctrl-c").trials) == 3
