@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Sequence, Union, get_args, get_origin, get_type_hints
+from typing import ClassVar, Literal, Optional, Sequence, Union, get_args, get_origin, get_type_hints
 
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser
@@ -27,6 +27,9 @@ def _opt(default, help: str):
 @dataclass
 class FitConfig:
     """Everything that defines a training run. Defaults are the paper's best model and settings."""
+
+    # Fields that are options of the model rather than of training (passed to create_model when set).
+    MODEL_OPTION_FIELDS: ClassVar[tuple[str, ...]] = ("dropout_placement", "dropout")
 
     arch: str = _opt("attention", "architecture from ferlight.models.list_models()")
     data: Optional[str] = _opt(None, "FER2013 csv/csv.gz, image-folder root or .u8.xz (default: $FERLIGHT_DATA, ./data/)")
@@ -58,6 +61,7 @@ class FitConfig:
     limit_train_batches: Optional[Union[int, float]] = _opt(None, "train on this many batches (or this fraction) per epoch")
     max_time: Optional[str] = _opt(None, "stop training after DD:HH:MM:SS (the best checkpoint is still tested)")
     fast_dev_run: bool = _opt(False, "one batch of train, val and test, to check the set-up")
+    progress_bar: bool = _opt(True, "show Lightning's progress bar (progress and ETA)")
     num_workers: int = _opt(0, "DataLoader workers (the data is in memory: 0 is usually fastest)")
     experiment: str = _opt("ferlight", "MLflow experiment")
     run_name: Optional[str] = _opt(None, "MLflow run name (default: ARCH-PROTOCOL-LABELS)")
@@ -70,7 +74,7 @@ class FitConfig:
     def model_kwargs(self) -> dict:
         """Options for ``create_model``: ``model_options`` plus the dropout options that were set."""
         kwargs = dict(self.model_options)
-        for name in ("dropout_placement", "dropout"):
+        for name in self.MODEL_OPTION_FIELDS:
             if getattr(self, name) is not None:
                 kwargs[name] = getattr(self, name)
         return kwargs

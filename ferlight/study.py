@@ -64,7 +64,7 @@ PARENT_WAIT_S = 120
 
 # The FitConfig fields that FitConfig.model_kwargs hands to the model: they apply to a trial only
 # when its architecture has that option (VGG's dropout placement means nothing to a ResNet).
-MODEL_OPTION_FIELDS = ("dropout_placement", "dropout")
+MODEL_OPTION_FIELDS = FitConfig.MODEL_OPTION_FIELDS
 # Set by the sweep for each trial, so not settable in a study file.
 MANAGED_FIELDS = ("resume", "run_name")
 SETTABLE = tuple(f.name for f in dataclasses.fields(FitConfig) if f.name not in MANAGED_FIELDS)

@@ -125,6 +125,7 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         precision=cfg.precision,
         limit_train_batches=cfg.limit_train_batches,
         fast_dev_run=cfg.fast_dev_run,
+        enable_progress_bar=cfg.progress_bar,
         logger=logger,
         callbacks=[best, LearningRateMonitor(logging_interval="epoch"), interrupt, *callbacks],
         default_root_dir=cfg.checkpoint_dir,
