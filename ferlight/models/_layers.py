@@ -38,6 +38,11 @@ def dense_layers(in_features: int, widths: Sequence[int], dropout: float | None 
     return layers
 
 
+def pooled_classifier(in_channels: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """Global average pooling, dropout and one linear layer: the head of ResNets and fervgg_small."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes))
+
+
 def init_weights(model: nn.Module) -> None:
     """He initialisation for convolutions (as torchvision's VGG and ResNet), unit BN, PyTorch's default for Linear.
 

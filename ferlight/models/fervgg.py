@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ferlight.models._layers import dense_layers, init_weights, vgg_block
+from ferlight.models._layers import dense_layers, init_weights, pooled_classifier, vgg_block
 from ferlight.models._registry import check_choice, check_positive_int, check_probability, register_model
 
 STAGES = 4
@@ -58,12 +58,7 @@ class FerVGG(nn.Module):
                 nn.Linear(hidden, num_classes),
             )
         else:
-            self.head = nn.Sequential(
-                nn.AdaptiveAvgPool2d(1),
-                nn.Flatten(),
-                nn.Dropout(dropout),
-                nn.Linear(in_channels, num_classes),
-            )
+            self.head = pooled_classifier(in_channels, num_classes, dropout)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ferlight.models._layers import init_weights
+from ferlight.models._layers import init_weights, pooled_classifier
 from ferlight.models._registry import check_choice, check_probability, register_model
 
 STEM_WIDTH = 64
@@ -113,12 +113,7 @@ class ResNet(nn.Module):
                 in_channels = width * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(in_channels, num_classes),
-        )
+        self.head = pooled_classifier(in_channels, num_classes, dropout)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
