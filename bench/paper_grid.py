@@ -22,7 +22,8 @@ import torch
 
 from ferlight.config import FitConfig
 from ferlight.reports import write_text
-from ferlight.study import load_study_spec, trial_config
+from ferlight.study import trial_config
+from ferlight.study_file import load_study_spec
 from ferlight.training import run_fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def paper_figure(point: dict) -> float | None:
 
 def run_grid(base: FitConfig, archs: set[str] | None, output: Path) -> list[dict]:
     spec = load_study_spec(ROOT / "sweeps" / "paper_grid.yaml")
-    base = replace(base, **{k: v for k, v in spec.fixed.items() if k not in ("epochs",)}, protocol="paper")
+    base = replace(base, **{**spec.fixed, "epochs": base.epochs, "protocol": "paper"})  # epochs: this script's
     rows = []
     for number, point in enumerate(spec.points):
         if archs and point["arch"] not in archs:

@@ -17,7 +17,8 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from ferlight.config import FitConfig, add_dataclass_arguments, parse_namespace, to_config
 from ferlight.errors import exit_on_error
-from ferlight.study import MANAGED_FIELDS, SweepOptions, load_study_spec, run_sweep, trials_table
+from ferlight.study import SweepOptions, run_sweep, trials_table
+from ferlight.study_file import MANAGED_FIELDS, load_study_spec
 
 EXIT_INTERRUPTED = 130
 

@@ -17,7 +17,8 @@ import yaml
 from optuna.trial import TrialState
 
 from ferlight.config import FitConfig
-from ferlight.study import load_study_spec, trial_config
+from ferlight.study import trial_config
+from ferlight.study_file import load_study_spec
 from ferlight.sweep import main
 from tiny_data import write_tiny_fer2013
 
