@@ -18,8 +18,9 @@ from torch import nn
 
 from ferlight.atomic import atomic_output
 from ferlight.data.preprocess import IMAGE_SIZE
-from ferlight.errors import CheckpointError, FerlightError
+from ferlight.errors import CheckpointError, ConfigError, FerlightError
 from ferlight.models import create_model
+from ferlight.weights import DEFAULT_WEIGHTS
 
 PREFIX = "model."
 REQUIRED = ("arch", "class_names")
@@ -34,6 +35,27 @@ class LoadedModel:
     class_names: tuple[str, ...]
     crop_size: int = IMAGE_SIZE
     model_options: dict = field(default_factory=dict)
+
+
+def resolve_checkpoint(
+    path: str | os.PathLike | None = None, run_id: str | None = None, tracking_uri: str | None = None
+) -> Path:
+    """The checkpoint to load: ``path``, the best checkpoint of MLflow run ``run_id``, or the
+    shipped default model when neither is given."""
+    if path is not None and run_id is not None:
+        raise ConfigError("give a checkpoint path or an MLflow run id, not both")
+    if run_id is not None:
+        from ferlight.tracking import best_checkpoint  # MLflow is imported only when a run is asked for
+
+        return best_checkpoint(run_id, tracking_uri)
+    if path is not None:
+        return Path(path)
+    if not DEFAULT_WEIGHTS.is_file():
+        raise CheckpointError(
+            f"no checkpoint given and the default model {DEFAULT_WEIGHTS} is missing: "
+            "pass a checkpoint path (--checkpoint) or an MLflow run id (--run-id)"
+        )
+    return DEFAULT_WEIGHTS
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

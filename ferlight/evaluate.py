@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from ferlight.checkpoint import load_model
+from ferlight.checkpoint import load_model, resolve_checkpoint
 from ferlight.config import build_parser, parse_namespace, to_config
 from ferlight.data import load_fer2013, split_protocol
 from ferlight.errors import ConfigError, exit_on_error
 from ferlight.evaluation import evaluate
 from ferlight.reports import format_report, write_report
-from ferlight.weights import DEFAULT_WEIGHTS
 
 
 @dataclass
@@ -46,12 +45,9 @@ class EvalConfig:
 
 def checkpoint_paths(cfg: EvalConfig) -> list[Path]:
     """The checkpoints named directly or through MLflow runs; the shipped model when none is."""
-    paths = [Path(p) for p in cfg.checkpoint]
-    if cfg.run_id:
-        from ferlight.tracking import best_checkpoint
-
-        paths += [best_checkpoint(run_id, cfg.tracking_uri) for run_id in cfg.run_id]
-    return paths or [DEFAULT_WEIGHTS]
+    paths = [resolve_checkpoint(path) for path in cfg.checkpoint]
+    paths += [resolve_checkpoint(run_id=run_id, tracking_uri=cfg.tracking_uri) for run_id in cfg.run_id]
+    return paths or [resolve_checkpoint()]
 
 
 def run_evaluation(cfg: EvalConfig):

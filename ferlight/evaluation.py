@@ -36,10 +36,11 @@ def predict_proba(
     names = {m.class_names for m in models}
     if len(names) > 1:
         raise ConfigError(f"the ensemble's models predict different classes: {sorted(names)}")
+    nets = [m.model.to(device).eval() for m in models]
     out = []
     for start in range(0, len(images), batch_size):
         x = normalize(torch.from_numpy(images[start : start + batch_size]).to(device))
-        probs = [tta_probabilities(m.model.to(device).eval(), x, tta, m.crop_size) for m in models]
+        probs = [tta_probabilities(net, x, tta, m.crop_size) for net, m in zip(nets, models)]
         out.append(torch.stack(probs).mean(0).cpu())
     return torch.cat(out).numpy()
 

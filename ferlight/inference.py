@@ -19,16 +19,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 import torch
 
-from ferlight.checkpoint import LoadedModel, load_model
+from ferlight.checkpoint import LoadedModel, load_model, resolve_checkpoint
 from ferlight.data.preprocess import IMAGE_SIZE, eval_transform
-from ferlight.errors import CheckpointError, ConfigError, DataError
+from ferlight.errors import ConfigError, DataError
 from ferlight.face_detection import (
     DETECT_SCALE,
     MIN_FACE,
@@ -40,7 +39,6 @@ from ferlight.face_detection import (
     create_detector,
 )
 from ferlight.video import Frame, ImageSource, open_source
-from ferlight.weights import DEFAULT_WEIGHTS
 
 SMOOTHING = 0.6  # weight of a face's past probabilities in each frame's (0: no smoothing)
 DETECT_EVERY = 10  # on video, search the whole frame every 10th frame, near known faces in between
@@ -144,27 +142,6 @@ class FaceTracker:
                 track.missed += 1
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         return ids, smoothed
-
-
-def resolve_checkpoint(
-    path: str | os.PathLike | None = None, run_id: str | None = None, tracking_uri: str | None = None
-) -> Path:
-    """The checkpoint to load: ``path``, the best checkpoint of MLflow run ``run_id``, or the
-    shipped default model when neither is given."""
-    if path is not None and run_id is not None:
-        raise ConfigError("give a checkpoint path or an MLflow run id, not both")
-    if run_id is not None:
-        from ferlight.tracking import best_checkpoint  # MLflow is imported only when a run is asked for
-
-        return best_checkpoint(run_id, tracking_uri)
-    if path is not None:
-        return Path(path)
-    if not DEFAULT_WEIGHTS.is_file():
-        raise CheckpointError(
-            f"no checkpoint given and the default model {DEFAULT_WEIGHTS} is missing: "
-            "pass a checkpoint path (--checkpoint) or an MLflow run id (--run-id)"
-        )
-    return DEFAULT_WEIGHTS
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

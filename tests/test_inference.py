@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+import ferlight.checkpoint
 import ferlight.data
-import ferlight.inference as inference
 from ferlight.checkpoint import load_model
 from ferlight.data.preprocess import eval_transform
 from ferlight.errors import CheckpointError, ConfigError, DataError
@@ -213,7 +213,7 @@ def test_run_id_loads_the_runs_best_checkpoint(monkeypatch, checkpoint):
 
 
 def test_missing_default_model_is_a_checkpoint_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(inference, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
+    monkeypatch.setattr(ferlight.checkpoint, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
     with pytest.raises(CheckpointError, match="default model .*default.pt is missing"):
         resolve_checkpoint()
     (tmp_path / "default.pt").write_bytes(b"")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import ferlight.checkpoint
 import ferlight.inference
 from ferlight.data import CLASS_NAMES
 from ferlight.inference import Face
@@ -272,7 +273,7 @@ def test_bad_output_paths(tmp_path, capsys, checkpoint, clip, output, message):
 
 
 def test_missing_default_model(tmp_path, capsys, monkeypatch, clip):
-    monkeypatch.setattr(ferlight.inference, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
+    monkeypatch.setattr(ferlight.checkpoint, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
     status, _, err = run_cli(capsys, clip[0], "--no-display")
     assert status == 2 and "default model" in err and "--checkpoint" in err
 
