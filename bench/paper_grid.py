@@ -1,11 +1,15 @@
 """Run the paper's whole grid (its Figures 5 and 7) and write results/paper_grid.md.
 
-Every point of ``sweeps/paper_grid.yaml`` is one ``ferlight.fit`` run (tracked in MLflow) on the
-paper's protocol: the epoch is chosen on the validation split (10% of Training), and the reported
-figure is the accuracy on the paper's test set, PublicTest + PrivateTest (7,178 faces).
+The grid is ``sweeps/paper_grid.yaml`` run as a ferlight study (:func:`ferlight.study.run_sweep`):
+every point is one ``ferlight.fit`` run, tracked in MLflow under the study's parent run, and
+``--workers`` runs several points at once (small models leave most of a GPU idle). A study that
+was cut off resumes where it stopped when the same command runs again. Protocol ``paper``: the
+epoch is chosen on the validation split (10% of Training), and the reported figure is the accuracy
+on the paper's test set, PublicTest + PrivateTest (7,178 faces).
 
-    # a lent H100 (one call, about 10 minutes): bf16, channels_last, the data on the GPU
-    python bench/paper_grid.py --data .data/fer2013_images.u8.xz --accelerator gpu --precision bf16-mixed --epochs 8
+    # a lent H100, one call: bf16, channels_last, the faces kept on the GPU, 6 points at a time
+    python bench/paper_grid.py --data .data/fer2013_images.u8.xz --accelerator gpu --precision bf16-mixed \
+        --epochs 8 --workers 6
     # the small CPU version that CI exercises (a few minutes; accuracies mean nothing at this scale)
     python bench/paper_grid.py --data ../shared/data/fer2013.csv.gz --epochs 1 --limit-train-batches 2 --archs vgg11
 """
@@ -14,17 +18,19 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 from dataclasses import replace
 from pathlib import Path
 
+import mlflow
 import torch
+from optuna.trial import TrialState
 
+from ferlight import tracking
 from ferlight.config import FitConfig
+from ferlight.errors import exit_on_error
 from ferlight.reports import write_text
-from ferlight.study import trial_config
-from ferlight.study_file import load_study_spec
-from ferlight.training import run_fit
+from ferlight.study import MLFLOW_RUN, SweepOptions, run_sweep
+from ferlight.study_file import POINT, StudySpec, load_study_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 # Test accuracies the paper reports (test = PublicTest + PrivateTest). The paper gives one figure
@@ -48,38 +54,47 @@ def paper_figure(point: dict) -> float | None:
     return PAPER.get((point["arch"], point.get("dropout_placement")))
 
 
-def run_grid(base: FitConfig, archs: set[str] | None, output: Path) -> list[dict]:
+def grid_spec(base: FitConfig, archs: set[str] | None) -> StudySpec:
+    """The study file's grid, optionally cut to some architectures, named after the scale it runs
+    at (a run at another scale is another study, never a resumption of this one)."""
     spec = load_study_spec(ROOT / "sweeps" / "paper_grid.yaml")
+    points = tuple(p for p in spec.points if not archs or p["arch"] in archs)
+    scale = f"{base.epochs}ep" + (f"-{base.limit_train_batches}b" if base.limit_train_batches else "")
+    name = "-".join([spec.name, scale, *sorted(archs or ())])
+    return replace(spec, name=name, points=points)
+
+
+def run_grid(base: FitConfig, archs: set[str] | None, workers: int, output: Path) -> list[dict]:
+    spec = grid_spec(base, archs)
     base = replace(base, **{**spec.fixed, "epochs": base.epochs, "protocol": "paper"})  # epochs: this script's
+    study = run_sweep(spec, base, SweepOptions(workers=workers))
+    client = mlflow.MlflowClient(tracking.resolve_tracking_uri(base.tracking_uri))
     rows = []
-    for number, point in enumerate(spec.points):
-        if archs and point["arch"] not in archs:
-            continue
-        name = "-".join(str(v) for v in point.values())
-        cfg = trial_config(base, point, run_name=f"paper-grid-{name}")
-        start = time.perf_counter()
-        result = run_fit(cfg)
+    for trial in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.params[POINT]):
+        metrics = client.get_run(trial.user_attrs[MLFLOW_RUN]).data.metrics
         rows.append({
-            "point": point, "seconds": time.perf_counter() - start,
-            "val": result.metrics.get("val/best_acc"), "test": result.metrics.get("test/acc"),
-            "run_id": result.run_id,
+            "point": spec.points[trial.params[POINT]],
+            "seconds": (trial.datetime_complete - trial.datetime_start).total_seconds(),
+            "val": metrics.get("val/best_acc"), "test": metrics.get("test/acc"), "run_id": trial.user_attrs[MLFLOW_RUN],
         })
-        write_table(rows, base, output)
+    write_table(rows, base, workers, output)
     return rows
 
 
-def write_table(rows: list[dict], base: FitConfig, output: Path) -> None:
+def write_table(rows: list[dict], base: FitConfig, workers: int, output: Path) -> None:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    options = f"--data {Path(base.data).name if base.data else '(default)'} --epochs {base.epochs}"
+    options += f" --precision {base.precision}" if base.precision else ""
+    options += f" --limit-train-batches {base.limit_train_batches}" if base.limit_train_batches else ""
+    options += f" --workers {workers}" if workers > 1 else ""
     lines = [
         "# The paper's grid, reproduced",
         "",
         "Protocol `paper`: Training split 90/10 into train / validation (epoch chosen on validation);",
         "test = PublicTest + PrivateTest (7,178 faces). Paper figures from its text (Adam, batch 64).",
         "",
-        f"Machine: {device}; epochs {base.epochs}, precision {base.precision or '32-true'}, "
-        f"limit_train_batches {base.limit_train_batches or 'all'}; command: `python bench/paper_grid.py "
-        f"--epochs {base.epochs}{' --precision ' + base.precision if base.precision else ''}"
-        f"{' --limit-train-batches ' + str(base.limit_train_batches) if base.limit_train_batches else ''}`",
+        f"Machine: {device}; {workers} run(s) at a time; time = one run's wall clock, start to test. "
+        f"Command: `python bench/paper_grid.py {options}`",
         "",
         "| arch | optimizer | batch | dropout | paper test % | ferlight val % | ferlight test % | time (s) | MLflow run |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -96,6 +111,7 @@ def write_table(rows: list[dict], base: FitConfig, output: Path) -> None:
     write_text(output, "\n".join(lines) + "\n")
 
 
+@exit_on_error
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None)
@@ -104,6 +120,7 @@ def main() -> None:
     parser.add_argument("--precision", default=None)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--archs", nargs="*", help="only these architectures")
+    parser.add_argument("--workers", type=int, default=1, help="points trained at once (processes)")
     parser.add_argument("--experiment", default="paper-grid")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--output", type=Path, default=ROOT / "results" / "paper_grid.md")
@@ -112,9 +129,9 @@ def main() -> None:
     base = FitConfig(
         data=args.data, epochs=args.epochs, precision=args.precision, accelerator=args.accelerator, devices=1,
         limit_train_batches=int(limit) if limit and limit >= 1 else limit, experiment=args.experiment,
-        tracking_uri=args.tracking_uri,
+        tracking_uri=args.tracking_uri, progress_bar=False,
     )
-    run_grid(base, set(args.archs) if args.archs else None, args.output)
+    run_grid(base, set(args.archs) if args.archs else None, args.workers, args.output)
     print(args.output.read_text())
 
 

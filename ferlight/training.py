@@ -148,7 +148,14 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
     if trainer.is_global_zero:
         _log_artifacts(cfg, logger, module, dm, best_path)
         tracking.set_status(logger, "FINISHED")
+    _close_process_group()
     return FitResult(run_id=logger.run_id, best_checkpoint=best_path, metrics=metrics)
+
+
+def _close_process_group() -> None:
+    """End DDP explicitly: gloo threads still running at interpreter exit can abort the process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _params(cfg: FitConfig, module: EmotionClassifier, trainer: L.Trainer) -> dict:

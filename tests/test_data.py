@@ -585,6 +585,11 @@ def _datamodule(path, tmp_path, **options) -> FER2013DataModule:
     return FER2013DataModule(str(path), cache_dir=str(tmp_path / "cache"), **options)
 
 
+def _trainer(training: bool, device: str = "cpu") -> SimpleNamespace:
+    """What the DataModule reads of its Trainer."""
+    return SimpleNamespace(training=training, world_size=1, strategy=SimpleNamespace(root_device=torch.device(device)))
+
+
 def test_datamodule_batches(tmp_path, csv_path, data):
     dm = _datamodule(csv_path, tmp_path, protocol="standard", batch_size=10, augment="strong", crop_size=44)
     dm.prepare_data()
@@ -592,11 +597,11 @@ def test_datamodule_batches(tmp_path, csv_path, data):
     images, labels = next(iter(dm.train_dataloader()))
     assert images.dtype == torch.uint8 and images.shape == (10, 48, 48)
     assert labels.dtype == torch.int64 and labels.shape == (10,)
-    dm.trainer = SimpleNamespace(training=True, world_size=1)
+    dm.trainer = _trainer(training=True)
     x, y = dm.on_after_batch_transfer((images, labels), 0)
     assert x.shape == (10, 1, 44, 44) and x.dtype == torch.float32 and y is labels
     assert not torch.allclose(x, eval_transform(images, 44))  # training batches are augmented ...
-    dm.trainer = SimpleNamespace(training=False, world_size=1)
+    dm.trainer = _trainer(training=False)
     val_images, val_labels = next(iter(dm.val_dataloader()))
     x, _ = dm.on_after_batch_transfer((val_images, val_labels), 0)
     assert torch.equal(x, normalize(val_images))  # ... evaluation batches are only normalised
@@ -621,6 +626,16 @@ def test_datamodule_order_and_class_statistics(tmp_path, csv_path, data):
     weights = dm.class_weights()
     assert weights.dtype == torch.float32
     assert torch.allclose(weights, torch.tensor([7 / 4, 7 / 8, 7 / 8, 7 / 8, 7 / 8, 7 / 8, 7 / 8]))  # 1/count, mean 1
+
+
+def test_faces_live_on_the_training_device_unless_workers_load_them(tmp_path, csv_path):
+    dm = _datamodule(csv_path, tmp_path, protocol="standard", batch_size=8)
+    dm.trainer = _trainer(training=True, device="meta")  # stands in for a GPU: tensors that are not on the host
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.device.type == labels.device.type == "meta" and images.shape == (8, 48, 48)
+    dm = _datamodule(csv_path, tmp_path, protocol="standard", batch_size=8, num_workers=1)
+    dm.trainer = _trainer(training=True, device="meta")
+    assert dm.train_dataloader().dataset.images.device.type == "cpu"
 
 
 def test_datamodule_drops_a_last_batch_of_one(tmp_path, csv_path):
@@ -715,6 +730,7 @@ if __name__ == "__main__":
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, limit_val_batches=0,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(Record(), datamodule=dm)
+    torch.distributed.destroy_process_group()  # gloo threads alive at exit can abort the process
 """
 
 

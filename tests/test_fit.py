@@ -21,6 +21,7 @@ from ferlight.data import CLASS_NAMES
 from ferlight.fit import main
 from ferlight.models import list_models
 from tiny_data import PER_CLASS, write_tiny_fer2013
+from subprocesses import default_sigint
 
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory):
@@ -169,7 +170,7 @@ def _wait_for(pattern: str, root: Path, proc, timeout=240):
 def _start(workdir, args):
     return subprocess.Popen([sys.executable, "-m", "ferlight.fit", *args], cwd=workdir, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "FERLIGHT_CACHE": str(workdir / "cache")})
+                            env={**os.environ, "FERLIGHT_CACHE": str(workdir / "cache")}, preexec_fn=default_sigint)
 
 
 @pytest.mark.slow

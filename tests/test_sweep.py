@@ -21,6 +21,7 @@ from ferlight.study import trial_config
 from ferlight.study_file import load_study_spec
 from ferlight.sweep import main
 from tiny_data import write_tiny_fer2013
+from subprocesses import default_sigint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,7 +69,8 @@ def run_cli(*args, cwd, timeout=300):
 
 def start_cli(*args, cwd):
     return subprocess.Popen([sys.executable, "-m", "ferlight.sweep", *args], cwd=cwd, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ},
+                            preexec_fn=default_sigint)
 
 
 def wait_for_checkpoint(workdir: Path, proc, timeout: float = 240) -> None:

@@ -1,7 +1,8 @@
 """The LightningDataModule that every ferlight training, sweep and benchmark uses.
 
 Faces stay in memory as uint8 tensors and a batch is one indexing operation (the dataset's
-``__getitems__``), so loading costs microseconds and needs no worker processes. Normalisation and
+``__getitems__``), so loading costs microseconds and needs no worker processes. Without workers the
+tensors live on the training device (the whole FER2013 is 83 MB): on a GPU no batch crosses the bus. Normalisation and
 augmentation run on whole batches after they reach the training device (``on_after_batch_transfer``):
 training batches go through :class:`BatchAugment`; every other batch is only normalised and stays
 48 x 48, because the model's evaluation crop and test-time views (centre crop, flip, ten crops) are
@@ -32,9 +33,9 @@ from ferlight.errors import ConfigError, DataError
 class FaceTensors(Dataset):
     """Faces and labels as tensors; ``__getitems__`` returns a whole batch ``(uint8 N x 48 x 48, int64 N)``."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self.images = torch.from_numpy(images)
-        self.labels = torch.from_numpy(labels)
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device | str = "cpu") -> None:
+        self.images = torch.from_numpy(images).to(device)
+        self.labels = torch.from_numpy(labels).to(device)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -43,7 +44,7 @@ class FaceTensors(Dataset):
         return self.images[index], self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.as_tensor(indices)
+        rows = torch.as_tensor(indices, device=self.images.device)
         return self.images[rows], self.labels[rows]
 
 
@@ -143,9 +144,11 @@ class FER2013DataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         images, labels = self.split_arrays(split)
         batch_size, workers = self.hparams.batch_size, self.hparams.num_workers
-        dataset = FaceTensors(images, labels)
-        sampler = None
         trainer = self.trainer
+        # worker processes cannot share CUDA tensors, so with workers the faces stay on the host
+        device = trainer.strategy.root_device if trainer is not None and workers == 0 else "cpu"
+        dataset = FaceTensors(images, labels, device)
+        sampler = None
         if not shuffle and trainer is not None and trainer.world_size > 1:
             sampler = UnrepeatedDistributedSampler(dataset, trainer.world_size, trainer.global_rank, shuffle=False)
         return DataLoader(
