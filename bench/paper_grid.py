@@ -64,10 +64,10 @@ def grid_spec(base: FitConfig, archs: set[str] | None) -> StudySpec:
     return replace(spec, name=name, points=points)
 
 
-def run_grid(base: FitConfig, archs: set[str] | None, workers: int, output: Path) -> list[dict]:
+def run_grid(base: FitConfig, archs: set[str] | None, workers: int, output: Path, timeout: float | None = None) -> list[dict]:
     spec = grid_spec(base, archs)
     base = replace(base, **{**spec.fixed, "epochs": base.epochs, "protocol": "paper"})  # epochs: this script's
-    study = run_sweep(spec, base, SweepOptions(workers=workers))
+    study = run_sweep(spec, base, SweepOptions(workers=workers, timeout=timeout))
     client = mlflow.MlflowClient(tracking.resolve_tracking_uri(base.tracking_uri))
     rows = []
     for trial in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.params[POINT]):
@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--archs", nargs="*", help="only these architectures")
     parser.add_argument("--workers", type=int, default=1, help="points trained at once (processes)")
+    parser.add_argument("--timeout", type=float, default=None, help="start no point after this many seconds")
     parser.add_argument("--experiment", default="paper-grid")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--output", type=Path, default=ROOT / "results" / "paper_grid.md")
@@ -131,7 +132,7 @@ def main() -> None:
         limit_train_batches=int(limit) if limit and limit >= 1 else limit, experiment=args.experiment,
         tracking_uri=args.tracking_uri, progress_bar=False,
     )
-    run_grid(base, set(args.archs) if args.archs else None, args.workers, args.output)
+    run_grid(base, set(args.archs) if args.archs else None, args.workers, args.output, args.timeout)
     print(args.output.read_text())
 
 

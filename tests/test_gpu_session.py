@@ -1,0 +1,39 @@
+"""bench/gpu/session.sh at CPU scale: the one script a GPU session runs trains the strong recipe on
+both protocols and the paper's grid side by side, and leaves their results in $OUT."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tiny_data import write_tiny_fer2013
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_session_run_at_cpu_scale(tmp_path):
+    csv = write_tiny_fer2013(tmp_path / "fer2013.csv")
+    out = tmp_path / "out"
+    env = {
+        **os.environ, "PYTHON": sys.executable, "OUT": str(out), "DATA": str(csv), "ACCELERATOR": "cpu",
+        "STRONG_EPOCHS": "1", "GRID_EPOCHS": "1", "GRID_WORKERS": "1", "GRID_ARCHS": "attention",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "FERLIGHT_CACHE": str(tmp_path / "cache"),
+    }
+    result = subprocess.run(["bash", str(ROOT / "bench" / "gpu" / "session.sh"), "run"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["grid.log", "paper_grid.md", "strong_paper.log", "strong_standard.log"]
+    strong = [line for line in result.stdout.splitlines() if line.startswith("MLflow run")]
+    assert len(strong) == 2 and all("test/acc=" in line for line in strong)
+    rows = [line for line in (out / "paper_grid.md").read_text().splitlines() if line.startswith("| attention")]
+    assert len(rows) == 1 and "| 61.4 |" in rows[0]
+
+
+def test_session_needs_a_known_phase():
+    result = subprocess.run(["bash", str(ROOT / "bench" / "gpu" / "session.sh"), "train"], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage" in result.stderr
