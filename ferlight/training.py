@@ -130,6 +130,7 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         callbacks=[best, LearningRateMonitor(logging_interval="epoch"), interrupt, *callbacks],
         default_root_dir=cfg.checkpoint_dir,
         log_every_n_steps=10,
+        benchmark=True,  # cuDNN picks the fastest convolutions for the fixed input size (no effect on CPU)
     )
     if run_id is None:  # a resumed run keeps the params it was started with
         logger.log_hyperparams(_params(cfg, module, trainer))

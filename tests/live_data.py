@@ -1,11 +1,9 @@
-"""Test data for live inference: a synthetic video of real faces and a random-weight checkpoint.
+"""Test data for live inference: a synthetic video of real faces.
 
 The faces are the sample photos that ship inside PyPI packages (scikit-image's astronaut, Eileen
 Collins, and matplotlib's Grace Hopper), so no data has to be downloaded. :func:`compose_frames`
 returns the frames with the true face box of every face in every frame; frames listed in
-``empty`` show the background alone. :func:`save_checkpoint` writes a ferlight checkpoint with
-random weights: enough for detection, tracking, IO and speed (which does not depend on weight
-values), not for accuracy.
+``empty`` show the background alone.
 """
 
 from __future__ import annotations
@@ -16,10 +14,7 @@ import cv2
 import matplotlib.cbook
 import numpy as np
 import skimage.data
-import torch
 
-from ferlight.data import CLASS_NAMES
-from ferlight.models import create_model
 
 FACE_SIZE = 90  # side of a face in the composed frames, pixels
 # Face box (x, y, w, h) in each original photo, as the Haar cascade finds it.
@@ -98,16 +93,6 @@ def write_video(path: str | os.PathLike, frames: list[np.ndarray], fps: float = 
     for frame in frames:
         writer.write(frame)
     writer.release()
-
-
-def save_checkpoint(path: str | os.PathLike, arch: str = "fervgg_small", crop_size: int = 48, seed: int = 0):
-    """A ferlight checkpoint of ``arch`` with random weights, laid out as Lightning saves one."""
-    torch.manual_seed(seed)
-    model = create_model(arch, num_classes=len(CLASS_NAMES))
-    hyper_parameters = {"arch": arch, "model_options": {}, "class_names": list(CLASS_NAMES), "crop_size": crop_size}
-    state_dict = {f"model.{k}": v for k, v in model.state_dict().items()}
-    torch.save({"hyper_parameters": hyper_parameters, "state_dict": state_dict}, path)
-    return path
 
 
 def write_fake_yunet(path: str | os.PathLike):

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from ferlight.checkpoint import PREFIX
-from ferlight.data import CLASS_NAMES
 from ferlight.evaluate import EvalConfig, main, run_evaluation
-from ferlight.models import create_model
+from fake_checkpoint import save_checkpoint
 from tiny_data import PER_CLASS, write_tiny_fer2013
 
 
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory):
     return write_tiny_fer2013(tmp_path_factory.mktemp("data") / "fer2013.csv")
-
-
-def save_checkpoint(path, seed=0, crop_size=48):
-    torch.manual_seed(seed)
-    model = create_model("fervgg_small")
-    hp = {"arch": "fervgg_small", "model_options": {}, "class_names": CLASS_NAMES, "crop_size": crop_size}
-    torch.save({"hyper_parameters": hp, "state_dict": {PREFIX + k: v for k, v in model.state_dict().items()}}, path)
-    return path
 
 
 def config(tiny_csv, tmp_path, **kwargs):
@@ -40,7 +29,7 @@ def test_report_and_accuracy_on_the_chosen_split(tiny_csv, tmp_path, capsys):
 
 
 def test_ensemble_averages_member_probabilities(tiny_csv, tmp_path):
-    a, b = save_checkpoint(tmp_path / "a.ckpt", 0), save_checkpoint(tmp_path / "b.ckpt", 1)
+    a, b = save_checkpoint(tmp_path / "a.ckpt", seed=0), save_checkpoint(tmp_path / "b.ckpt", seed=1)
     one = run_evaluation(config(tiny_csv, tmp_path, checkpoint=[str(a)]))
     two = run_evaluation(config(tiny_csv, tmp_path, checkpoint=[str(b)]))
     both = run_evaluation(config(tiny_csv, tmp_path, checkpoint=[str(a), str(b)]))

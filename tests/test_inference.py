@@ -22,7 +22,8 @@ from ferlight.data.preprocess import eval_transform
 from ferlight.errors import CheckpointError, ConfigError, DataError
 from ferlight.face_detection import FaceDetector, box_iou, create_detector
 from ferlight.inference import Face, FaceTracker, Recognizer, resolve_checkpoint
-from live_data import compose_frames, save_checkpoint, write_fake_yunet, write_video
+from fake_checkpoint import save_checkpoint
+from live_data import compose_frames, write_fake_yunet, write_video
 
 CLASS_NAMES = tuple(ferlight.data.CLASS_NAMES)
 EMPTY = (0, 1, 10, 11)  # frames of the test clip without faces
@@ -35,11 +36,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.ckpt")
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from ferlight.data import CLASS_NAMES
 from ferlight.inference import Face
 from ferlight.live import main
 from ferlight.video import annotate
-from live_data import compose_frames, save_checkpoint, write_fake_yunet, write_video
+from live_data import compose_frames, write_fake_yunet, write_video
 
 N_FRAMES = 10
 EMPTY = (0, 7)  # frames of the test clip without faces
@@ -34,11 +34,6 @@ def one_torch_thread():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.ckpt")
 
 
 @pytest.fixture(scope="module")
