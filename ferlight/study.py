@@ -16,7 +16,6 @@ start has its settings, so no grid point runs twice and no trial is lost.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -43,6 +42,7 @@ from ferlight import tracking
 from ferlight.config import FitConfig
 from ferlight.errors import ConfigError, FerlightError
 from ferlight.models import model_options
+from ferlight.sqlite_lock import SqliteLock, sqlite_file
 from ferlight.study_file import (
     MODEL_OPTION_FIELDS,
     POINT,
@@ -93,47 +93,16 @@ class TrialFailed(RuntimeError):
 
 def default_storage(tracking_uri: str | None = None) -> str:
     """``sqlite:///optuna.db`` in the folder of a SQLite MLflow store, else in the working folder."""
-    db = _sqlite_file(tracking.resolve_tracking_uri(tracking_uri))
+    db = sqlite_file(tracking.resolve_tracking_uri(tracking_uri))
     return f"sqlite:///{(db.parent if db else Path.cwd()) / 'optuna.db'}"
-
-
-def _sqlite_file(url: str) -> Path | None:
-    return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
-
-
-class StartLock:
-    """A file lock beside a SQLite storage (nothing for a database server).
-
-    Workers hold it from "is there work left?" until the trial they start has its settings, so
-    workers on one machine never start a grid point twice nor more trials than asked for.
-    """
-
-    def __init__(self, storage_url: str) -> None:
-        db = _sqlite_file(storage_url)
-        self.path = db.with_name(db.name + ".lock") if db else None
-        self._file = None
-
-    def acquire(self) -> None:
-        if self.path is None or self._file is not None:
-            return
-        self._file = open(self.path, "a")
-        fcntl.flock(self._file, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
 
 
 def build_storage(url: str, options: SweepOptions, tracking_uri: str | None = None) -> RDBStorage:
     """An RDB storage with heartbeats: a trial silent for the grace period is failed and retried."""
-    db = _sqlite_file(url)
+    db = sqlite_file(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if db else {}  # workers wait for SQLite's lock
-    lock = StartLock(url)
+    lock = SqliteLock(url)
     try:
-        if db:
-            db.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()  # two workers creating the schema at once would race
         return RDBStorage(
             url,
@@ -236,7 +205,7 @@ class PruningCallback(PyTorchLightningPruningCallback):
 class Objective:
     """One trial: settings from the sampler, ``run_fit`` as a child run, ``val/best_acc`` back."""
 
-    def __init__(self, spec: StudySpec, base: FitConfig, parent_run_id: str, start_lock: StartLock) -> None:
+    def __init__(self, spec: StudySpec, base: FitConfig, parent_run_id: str, start_lock: SqliteLock) -> None:
         self.spec = spec
         self.base = base
         self.parent_run_id = parent_run_id
@@ -416,7 +385,7 @@ def _work_left(study: optuna.Study, spec: StudySpec, target: int | None) -> bool
 
 def work(study: optuna.Study, spec: StudySpec, base: FitConfig, options: SweepOptions, storage_url: str) -> None:
     """Run trials of ``study`` until the grid is done, ``n_trials`` are reached or time is up."""
-    lock = StartLock(storage_url)
+    lock = SqliteLock(storage_url)  # held from "is there work left?" until the trial has its settings
     objective = Objective(spec, base, study.user_attrs[PARENT_RUN], lock)
     target = options.n_trials if options.n_trials is not None else spec.n_trials
     deadline = time.monotonic() + options.timeout if options.timeout else float("inf")

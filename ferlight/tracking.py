@@ -7,15 +7,14 @@ through ``--tracking-uri`` or ``MLFLOW_TRACKING_URI``.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Mapping
 from urllib.parse import urlparse
 
 from ferlight.errors import CheckpointError, ConfigError
+from ferlight.sqlite_lock import SqliteLock
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 BEST_CHECKPOINT = "best.ckpt"
@@ -34,33 +33,13 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri
 
 
-def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-
-
-@contextmanager
-def _store_lock(uri: str):
-    """Serialise first use of a SQLite store: two processes creating its schema at once race."""
-    db = _sqlite_path(uri)
-    if db is None:
-        yield
-        return
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def ensure_store(uri: str | None = None) -> str:
     """Check that the tracking store answers (creating a SQLite schema once); return its URI."""
     import mlflow
 
     uri = resolve_tracking_uri(uri)
     try:
-        with _store_lock(uri):
+        with SqliteLock(uri):  # two processes creating the schema at once race
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
     except Exception as err:  # MLflow raises many types for an unusable store
         raise ConfigError(f"cannot use MLflow tracking URI {uri!r}: {_first_line(err)}") from None
