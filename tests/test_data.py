@@ -462,9 +462,21 @@ def test_cache_misses_when_the_source_changes(tmp_path, csv_path, data, reader):
     os.utime(csv_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert_same(load_fer2013(csv_path, cache_dir=cache), changed)
     assert reader.calls == 2
+    assert len(list(cache.iterdir())) == 1  # the stale entry is gone
     os.utime(csv_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2 * 10**9))  # touched, not changed
     load_fer2013(csv_path, cache_dir=cache)
     assert reader.calls == 3
+
+
+def test_sources_of_the_same_name_keep_their_own_entries(tmp_path, csv_path, data, reader):
+    cache = tmp_path / "cache"
+    other = tmp_path / "elsewhere" / csv_path.name
+    other.parent.mkdir()
+    write_fer2013_csv(data.subset(np.arange(10)), other)
+    for _ in range(2):
+        assert len(load_fer2013(csv_path, cache_dir=cache)) == len(data)
+        assert len(load_fer2013(other, cache_dir=cache)) == 10
+    assert reader.calls == 2 and len(list(cache.iterdir())) == 2
 
 
 @pytest.mark.parametrize(

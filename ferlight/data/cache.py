@@ -1,13 +1,15 @@
 """A cache of parsed FER2013 arrays, so that only the first run pays for parsing.
 
 One ``.npz`` per source in ``$FERLIGHT_CACHE`` (default ``~/.cache/ferlight``), named after the
-source and keyed by the absolute path, size and modification time of every file it is read from,
-and by :data:`CACHE_FORMAT`. Editing or replacing the source therefore misses the cache; old entries
-are left for the user to delete. Writes are atomic, and a damaged cache is rebuilt with a warning.
+source (its name and a hash of its absolute path) and keyed by the absolute path, size and
+modification time of every file it is read from, and by :data:`CACHE_FORMAT`. Editing or replacing
+the source therefore misses the cache, and writing the new entry deletes the source's old ones.
+Writes are atomic, and a damaged cache is rebuilt with a warning.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import warnings
@@ -41,7 +43,14 @@ def cache_path(source: Path, files: Sequence[Path], cache_dir: str | os.PathLike
             key.update(f"{os.path.abspath(file)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         except FileNotFoundError:
             key.update(f"{os.path.abspath(file)}\0missing\n".encode())
-    return Path(cache_dir or default_cache_dir()) / f"{source.name}.{key.hexdigest()[:20]}.npz"
+    where = hashlib.sha256(os.path.abspath(source).encode()).hexdigest()[:8]
+    return Path(cache_dir or default_cache_dir()) / f"{source.name}.{where}.{key.hexdigest()[:20]}.npz"
+
+
+def _entries_of_the_same_source(path: Path) -> list[Path]:
+    """Cache files of the source that ``path`` caches (named ``<source>.<where>.<key>.npz``)."""
+    source_and_where = path.name[: -len(".npz")].rsplit(".", 1)[0]
+    return [p for p in path.parent.glob(f"{glob.escape(source_and_where)}.*.npz") if p != path]
 
 
 def load_cache(path: Path) -> FERData | None:
@@ -63,5 +72,7 @@ def save_cache(path: Path, data: FERData) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **{name: getattr(data, name) for name in ARRAYS})
+        for old in _entries_of_the_same_source(path):  # the source changed since they were written
+            old.unlink(missing_ok=True)
     except OSError as err:
         warnings.warn(f"cannot write the FER2013 cache {path}: {err}", stacklevel=2)
