@@ -44,7 +44,10 @@ class FaceTensors(Dataset):
         return self.images[index], self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.as_tensor(indices, device=self.images.device)
+        rows = torch.as_tensor(indices)
+        if self.images.is_cuda:  # pinned and non-blocking: the copy does not wait for the GPU's queue
+            rows = rows.pin_memory()
+        rows = rows.to(self.images.device, non_blocking=True)
         return self.images[rows], self.labels[rows]
 
 
