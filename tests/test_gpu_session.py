@@ -27,7 +27,9 @@ def test_session_run_at_cpu_scale(tmp_path):
     result = subprocess.run(["bash", str(ROOT / "bench" / "gpu" / "session.sh"), "run"], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == ["grid.log", "paper_grid.md", "strong_paper.log", "strong_standard.log"]
+    assert sorted(p.name for p in out.iterdir()) == ["grid.log", "paper_grid.md", "strong_paper.log", "strong_paper_report.txt",
+                                                     "strong_standard.log", "strong_standard_report.txt"]
+    assert "precision" in (out / "strong_standard_report.txt").read_text()
     strong = [line for line in result.stdout.splitlines() if line.startswith("MLflow run")]
     assert len(strong) == 2 and all("test/acc=" in line for line in strong)
     rows = [line for line in (out / "paper_grid.md").read_text().splitlines() if line.startswith("| attention")]

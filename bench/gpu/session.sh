@@ -53,6 +53,11 @@ run)
     --epochs "${GRID_EPOCHS:-6}" --workers "${GRID_WORKERS:-4}" --timeout "${GRID_STOP_S:-360}" \
     ${GRID_ARCHS:+--archs $GRID_ARCHS} --output "$OUT/paper_grid.md" >"$OUT/grid.log" 2>&1 &
   wait
+  for protocol in standard paper; do  # the per-class report of each strong run (paper layout)
+    run="$(sed -n 's/^MLflow run \([0-9a-f]*\):.*/\1/p' "$OUT/strong_$protocol.log")"
+    report="$(find mlruns -path "*/$run/artifacts/classification_report.txt" 2>/dev/null | head -1)"
+    [ -n "$run" ] && [ -n "$report" ] && cp "$report" "$OUT/strong_${protocol}_report.txt"
+  done
   grep -h "^MLflow run" "$OUT"/strong_*.log
   cat "$OUT/paper_grid.md"
   ;;
