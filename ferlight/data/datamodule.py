@@ -2,10 +2,10 @@
 
 Faces stay in memory as uint8 tensors and a batch is one indexing operation (the dataset's
 ``__getitems__``), so loading costs microseconds and needs no worker processes. Without workers the
-tensors live on the training device (the whole FER2013 is 83 MB): on a GPU no batch crosses the bus. Normalisation and
-augmentation run on whole batches after they reach the training device (``on_after_batch_transfer``):
-training batches go through :class:`BatchAugment`; every other batch is only normalised and stays
-48 x 48, because the model's evaluation crop and test-time views (centre crop, flip, ten crops) are
+tensors live on the training device (the whole FER2013 is 83 MB): on a GPU no batch crosses the
+bus, only its indices. Normalisation and augmentation run on whole batches on the training device
+(``on_after_batch_transfer``): training batches go through :class:`BatchAugment`; every other batch
+is only normalised and stays 48 x 48, because the model's evaluation crop and test-time views (centre crop, flip, ten crops) are
 taken by ``EmotionClassifier`` with :func:`ferlight.data.preprocess.tta_views`.
 
 Under DDP, Lightning swaps the training loader's sampler for a ``DistributedSampler`` (it rebuilds
