@@ -254,3 +254,11 @@ def test_metrics_read_back_from_a_real_mlflow_server(workdir, tiny_csv):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_recipe_trains(workdir, tiny_csv, recipe, capsys):
+    """The recipes keep up with the options: each runs one batch of everything (on CPU here)."""
+    assert main(["--config", str(recipe), "--data", str(tiny_csv), "--accelerator", "cpu", "--fast-dev-run", "true",
+                 "--progress-bar", "false"]) == 0
+    assert "test/acc=" in capsys.readouterr().out
