@@ -27,7 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from live_data import compose_frames, save_checkpoint, write_video  # noqa: E402  (the tests' data)
+from fake_checkpoint import save_checkpoint  # noqa: E402  (the tests' data)
+from live_data import compose_frames, write_video  # noqa: E402
 
 from ferlight.face_detection import DETECT_SCALE  # noqa: E402
 from ferlight.inference import DETECT_EVERY, Recognizer  # noqa: E402
