@@ -75,6 +75,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the model saved in ``path`` and load its weights, in eval mode on ``device``."""
+    device = check_device(device)
     ckpt = read_checkpoint(path)
     hp = ckpt["hyper_parameters"]
     options = dict(hp.get("model_options") or {})
@@ -91,6 +92,17 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         crop_size=int(hp.get("crop_size", IMAGE_SIZE)),
         model_options=options,
     )
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device; ConfigError for a name torch does not know or a missing GPU."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device} requested but CUDA is not available")
+    return device
 
 
 def save_slim(src: str | os.PathLike, dst: str | os.PathLike, half: bool = False) -> None:

@@ -218,7 +218,7 @@ class Recognizer:
             min_face=min_face,
             detect_scale=detect_scale,
         )
-        model = load_model(resolve_checkpoint(path, run_id, tracking_uri), _check_device(device))
+        model = load_model(resolve_checkpoint(path, run_id, tracking_uri), device)
         return cls(model, face_detector, smoothing=smoothing, detect_every=detect_every)
 
     @torch.inference_mode()
@@ -297,12 +297,3 @@ class Recognizer:
 def _crops(image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
     return [image[y : y + h, x : x + w] for x, y, w, h in boxes]
 
-
-def _check_device(device: str | torch.device) -> torch.device:
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device} requested but CUDA is not available")
-    return device

@@ -50,6 +50,7 @@ def test_tencrop_differs_from_the_centre_crop(tiny_csv, tmp_path):
         (["--checkpoint", "/nonexistent.ckpt"], "checkpoint not found: /nonexistent.ckpt"),
         (["--split", "dev"], "split"),
         (["--log", "true"], "--log needs exactly one --run-id"),
+        (["--device", "toaster"], "unknown device 'toaster'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tiny_csv, tmp_path, capsys, args, expected):
