@@ -37,7 +37,8 @@ NEAR_FACE = 48
 NEAR_SIZE_RANGE = (0.8, 1.25)
 
 
-def _grey(image: np.ndarray) -> np.ndarray:
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """A grey view of a BGR or grey image."""
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
@@ -134,7 +135,7 @@ class HaarDetector(FaceDetector):
         self.min_neighbors = min_neighbors
 
     def find(self, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
-        grey = cv2.equalizeHist(_grey(image))
+        grey = cv2.equalizeHist(to_grey(image))
         found = self.cascade.detectMultiScale(
             grey,
             scaleFactor=self.scale_factor,

@@ -37,6 +37,7 @@ from ferlight.face_detection import (
     HaarDetector,
     box_iou,
     create_detector,
+    to_grey,
 )
 from ferlight.video import Frame, ImageSource, open_source
 
@@ -226,7 +227,7 @@ class Recognizer:
         """Probabilities (N x classes) for face crops of any size, BGR or grey, in one batch."""
         if not len(faces):
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        grey = [f if f.ndim == 2 else cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in map(_check_image, faces)]
+        grey = [to_grey(_check_image(face)) for face in faces]
         batch = np.stack([cv2.resize(f, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA) for f in grey])
         x = eval_transform(torch.from_numpy(batch).to(self.device), self.crop_size)
         x = x.contiguous(memory_format=torch.channels_last)
