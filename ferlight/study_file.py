@@ -55,7 +55,6 @@ PRUNERS = {
 STUDY_KEYS = ("study_name", "sampler", "pruner", "n_trials", "fixed", "grid", "space", "enqueue")
 
 
-
 @dataclass(frozen=True)
 class StudySpec:
     """A validated study file."""

@@ -5,8 +5,9 @@ Faces stay in memory as uint8 tensors and a batch is one indexing operation (the
 tensors live on the training device (the whole FER2013 is 83 MB): on a GPU no batch crosses the
 bus, only its indices. Normalisation and augmentation run on whole batches on the training device
 (``on_after_batch_transfer``): training batches go through :class:`BatchAugment`; every other batch
-is only normalised and stays 48 x 48, because the model's evaluation crop and test-time views (centre crop, flip, ten crops) are
-taken by ``EmotionClassifier`` with :func:`ferlight.data.preprocess.tta_views`.
+is only normalised and stays 48 x 48, because the model's evaluation crop and test-time views
+(centre crop, flip, ten crops) are taken by ``EmotionClassifier`` with
+:func:`ferlight.data.preprocess.tta_views`.
 
 Under DDP, Lightning swaps the training loader's sampler for a ``DistributedSampler`` (it rebuilds
 the ``DataLoader`` with the same arguments), so each rank reads its own shard. Validation and test
