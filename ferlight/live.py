@@ -12,7 +12,6 @@ Ctrl-C stops a headless run; the outputs written so far are kept, complete. A th
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -21,7 +20,9 @@ from dataclasses import dataclass
 
 import cv2
 import torch
+from jsonargparse import ArgumentParser
 
+from ferlight.config import parse_namespace
 from ferlight.errors import ConfigError, exit_on_error
 from ferlight.face_detection import DETECT_SCALE, DETECTORS, MIN_FACE, MIN_NEIGHBORS, SCALE_FACTOR
 from ferlight.inference import DETECT_EVERY, SMOOTHING, Recognizer
@@ -119,19 +120,21 @@ def _check_display() -> None:
         raise ConfigError("no display available (DISPLAY is not set): use --no-display with --output or --jsonl")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    """The command's options; jsonargparse, as for the other commands, so a bad value is one line."""
+    parser = ArgumentParser(
         prog="python -m ferlight.live",
         description="Real-time facial emotion recognition from a camera, a video, a stream or images.",
+        exit_on_error=False,
     )
-    parser.add_argument("source", nargs="?", default="0", help="camera index, video file, URL, image or folder (default: camera 0)")
+    parser.add_argument("source", nargs="?", default="0", help="camera index (0: the first camera), video file, URL, image or folder")
     model = parser.add_argument_group("model (default: the model shipped with ferlight)")
     model.add_argument("--checkpoint", help="a ferlight checkpoint (.ckpt or slim .pt)")
     model.add_argument("--run-id", help="an MLflow run id: use its best checkpoint")
     model.add_argument("--tracking-uri", help="MLflow tracking URI for --run-id (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
-    model.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ... (default: cpu)")
+    model.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
     faces = parser.add_argument_group("face detection")
-    faces.add_argument("--detector", choices=DETECTORS, default="haar", help="Haar cascade (shipped) or YuNet (default: haar)")
+    faces.add_argument("--detector", choices=DETECTORS, default="haar", help="Haar cascade (shipped) or YuNet")
     faces.add_argument("--detector-model", help="the YuNet ONNX model (face_detection_yunet_*.onnx)")
     faces.add_argument("--scale-factor", type=float, default=SCALE_FACTOR, help="Haar: scale step between searched sizes (default: %(default)s)")
     faces.add_argument("--min-neighbors", type=int, default=MIN_NEIGHBORS, help="Haar: overlapping hits needed for a face (default: %(default)s)")
@@ -145,14 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--jsonl", help="write one JSON line per frame here: index, timestamp, faces")
     out.add_argument("--max-frames", type=int, help="stop after this many frames")
     cpu = parser.add_argument_group("CPU threads")
-    cpu.add_argument("--torch-threads", type=int, default=1, help="for the model on CPU (default: 1; a few 48 x 48 faces gain nothing from more, and lose much on a busy CPU)")
-    cpu.add_argument("--cv-threads", type=int, help="for OpenCV's face detection (default: OpenCV's choice, all cores)")
+    cpu.add_argument("--torch-threads", type=int, default=1, help="for the model on CPU (a few 48 x 48 faces gain nothing from more, and lose much on a busy CPU)")
+    cpu.add_argument("--cv-threads", type=int, help="for OpenCV's face detection (null: OpenCV's choice, all cores)")
     return parser
 
 
 @exit_on_error
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args = parse_namespace(build_parser(), argv)
     if not args.no_display:
         _check_display()
     for option, value in (("--torch-threads", args.torch_threads), ("--cv-threads", args.cv_threads)):

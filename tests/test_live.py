@@ -249,6 +249,9 @@ def _garbage(tmp_path, name, data=b"\x00garbage" * 100):
         (lambda t, c: ["0", "--checkpoint", c, "--smoothing", "1.5"], "smoothing"),
         (lambda t, c: ["0", "--checkpoint", c, "--torch-threads", "0"], "--torch-threads"),
         (lambda t, c: ["0", "--checkpoint", c, "--detector", "yunet"], "--detector-model"),
+        (lambda t, c: ["0", "--checkpoint", c, "--detect-every", "often"], "detect_every"),
+        (lambda t, c: ["0", "--checkpoint", c, "--detector", "dlib"], "invalid choice"),
+        (lambda t, c: ["0", "--checkpoint", c, "--fps", "30"], "unrecognized arguments: --fps"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, checkpoint, make_args, message):
