@@ -201,6 +201,15 @@ class PruningCallback(PyTorchLightningPruningCallback):
         self.run_id = trainer.logger.run_id
         self.trial.set_user_attr(MLFLOW_RUN, self.run_id)
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """Close the progress bars, which Lightning leaves open when a trial is pruned (they would be
+        drawn again during later trials and at exit: optuna/optuna#3783). Pruning happens at the end
+        of a validation, so end that validation's bar, then the training bar, as the bar's own hooks do."""
+        bar = trainer.progress_bar_callback
+        if isinstance(exception, optuna.TrialPruned) and bar is not None:
+            bar.on_validation_end(trainer, pl_module)
+            bar.on_train_end(trainer, pl_module)
+
 
 class Objective:
     """One trial: settings from the sampler, ``run_fit`` as a child run, ``val/best_acc`` back."""

@@ -15,13 +15,14 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from tqdm import tqdm
 
 from ferlight.config import FitConfig
 from ferlight.study import trial_config
 from ferlight.study_file import load_study_spec
 from ferlight.sweep import main
-from tiny_data import write_tiny_fer2013
 from subprocesses import default_sigint
+from tiny_data import write_tiny_fer2013
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -293,6 +294,7 @@ def test_a_bad_trial_is_pruned_and_its_run_is_not_failed(workdir, tiny_csv):
     assert max(bad.intermediate_values) == 1  # judged after its second epoch, then stopped
     run = mlflow.MlflowClient(tracking()).get_run(bad.user_attrs["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["trial_state"] == "pruned"
+    assert not [b.desc for b in tqdm._instances]  # the pruned trial's progress bar was closed (optuna/optuna#3783)
 
 
 def test_changed_grid_is_refused_for_an_existing_study(workdir, tiny_csv, capsys):
