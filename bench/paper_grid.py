@@ -77,15 +77,16 @@ def run_grid(base: FitConfig, archs: set[str] | None, workers: int, output: Path
             "seconds": (trial.datetime_complete - trial.datetime_start).total_seconds(),
             "val": metrics.get("val/best_acc"), "test": metrics.get("test/acc"), "run_id": trial.user_attrs[MLFLOW_RUN],
         })
-    write_table(rows, base, workers, output)
+    write_table(rows, base, archs, workers, output)
     return rows
 
 
-def write_table(rows: list[dict], base: FitConfig, workers: int, output: Path) -> None:
+def write_table(rows: list[dict], base: FitConfig, archs: set[str] | None, workers: int, output: Path) -> None:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
     options = f"--data {Path(base.data).name if base.data else '(default)'} --epochs {base.epochs}"
     options += f" --precision {base.precision}" if base.precision else ""
     options += f" --limit-train-batches {base.limit_train_batches}" if base.limit_train_batches else ""
+    options += f" --archs {' '.join(sorted(archs))}" if archs else ""
     options += f" --workers {workers}" if workers > 1 else ""
     lines = [
         "# The paper's grid, reproduced",

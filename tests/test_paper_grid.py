@@ -31,6 +31,7 @@ def test_small_grid_writes_a_row_per_point_and_resumes(tmp_path):
         return out.read_text()
 
     table = grid()
+    assert "--epochs 1 --archs vgg11 --workers 2`" in table  # the command that remakes this table
     rows = [line for line in table.splitlines() if line.startswith("| vgg11")]
     settings = [tuple(cell.strip() for cell in row.split("|")[2:5]) for row in rows]
     assert settings == [("adam", "32", "none"), ("adam", "64", "none"), ("adam", "128", "none"),
