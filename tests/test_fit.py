@@ -20,8 +20,9 @@ from ferlight.checkpoint import load_model
 from ferlight.data import CLASS_NAMES
 from ferlight.fit import main
 from ferlight.models import list_models
-from tiny_data import PER_CLASS, write_tiny_fer2013
 from subprocesses import default_sigint
+from tiny_data import PER_CLASS, write_tiny_fer2013
+
 
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory):
