@@ -1,19 +1,25 @@
-"""Training images/s of ferlight's Lightning path against a hand-written PyTorch loop.
+"""Training images/s of ferlight's Lightning path against a hand-written PyTorch loop, in float32
+and in bf16 autocast side by side, on the machine named in the first line of the output.
 
-Both train the same model on the same in-memory FER2013 training images with the same batch size,
-optimiser, augmentation and memory format; only the loop differs. The Lightning side is what
+Both loops train the same model on the same in-memory FER2013 training images with the same batch
+size, optimiser, augmentation and memory format; only the loop differs. The Lightning side is what
 ``python -m ferlight.fit`` runs: FER2013DataModule, EmotionClassifier with its torchmetrics, the
 MLflow logger and the checkpoint callback. The two alternate (hand, Lightning, hand, ...) so that
-load on a shared machine hits both alike, and the median of the repeats is reported.
+load on a shared machine hits both alike, and the median of the repeats is reported. The last line
+is what ``--precision auto`` chooses here for the same model and batch.
 
     python bench/bench_fit.py [--data ../shared/data/fer2013.csv.gz] [--arch fervgg_small]
-    python bench/bench_fit.py --device cuda --precision bf16-mixed --batches 300   # on a GPU
+    ONEDNN_MAX_CPU_ISA=AVX2 python bench/bench_fit.py --batches 20 --repeats 1   # a CPU without native bf16
+    python bench/bench_fit.py --device cuda --batches 300   # on a GPU
 """
 
 from __future__ import annotations
 
-import argparse
-import platform
+from ferlight import hardware
+
+hardware.prefer_passive_openmp()  # as python -m ferlight.fit does, before torch loads
+
+import argparse  # noqa: E402 (the imports below load torch)
 import statistics
 import tempfile
 import time
@@ -24,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
-from ferlight import tracking
+from ferlight import precision, tracking
 from ferlight.config import FitConfig
 from ferlight.data import BatchAugment
 from ferlight.data.preprocess import normalize
@@ -106,25 +112,42 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--augment", default="strong")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true")
+    parser.add_argument("--precisions", nargs="+", choices=["32-true", "bf16-mixed"], default=["32-true", "bf16-mixed"])
     args = parser.parse_args()
-    cfg = FitConfig(arch=args.arch, data=args.data, protocol="standard", batch_size=args.batch_size,
-                    augment=args.augment, crop_size=44 if args.augment == "strong" else 48,
-                    accelerator="gpu" if args.device == "cuda" else "cpu", precision=args.precision)
-    hand, lightning = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        hand_images_per_s(cfg, 5)  # warm-up: caches, allocator, thread pools
-        for _ in range(args.repeats):
-            hand.append(hand_images_per_s(cfg, args.batches))
-            lightning.append(lightning_images_per_s(cfg, args.batches, Path(tmp)))
-    h, lt = statistics.median(hand), statistics.median(lightning)
-    device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
-    print(f"machine: {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"{args.arch}, batch {args.batch_size}, augment {args.augment}, {args.precision}, "
-          f"{args.batches} batches x {args.repeats} repeats")
-    print(f"hand-written loop : {h:7.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in hand)})")
-    print(f"ferlight (Lightning): {lt:7.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in lightning)})")
-    print(f"Lightning overhead: {100 * (h - lt) / h:+.1f}%")
+    crop = 44 if args.augment == "strong" else 48
+    accelerator = "gpu" if args.device == "cuda" else "cpu"
+    print(f"machine: {hardware.summary()}")
+    print(f"{args.arch}, batch {args.batch_size}, {crop} px crops, augment {args.augment}, "
+          f"{args.batches} batches x {args.repeats} repeats, median images/s (runs)")
+    print()
+    print("| precision | hand-written loop | ferlight (Lightning) | Lightning overhead |")
+    print("|---|---|---|---|")
+    medians = {}
+    for name in args.precisions:
+        cfg = FitConfig(arch=args.arch, data=args.data, protocol="standard", batch_size=args.batch_size,
+                        augment=args.augment, crop_size=crop, accelerator=accelerator, precision=name)
+        hand, lightning = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            hand_images_per_s(cfg, 3)  # warm-up: caches, allocator, thread pools, oneDNN primitives
+            for _ in range(args.repeats):
+                hand.append(hand_images_per_s(cfg, args.batches))
+                lightning.append(lightning_images_per_s(cfg, args.batches, Path(tmp)))
+        h, lt = statistics.median(hand), statistics.median(lightning)
+        medians[name] = lt
+        print(f"| {name} | {h:.1f} ({', '.join(f'{v:.1f}' for v in hand)}) | "
+              f"{lt:.1f} ({', '.join(f'{v:.1f}' for v in lightning)}) | {100 * (h - lt) / h:+.1f}% |", flush=True)
+    print()
+    if len(medians) == 2:
+        print(f"bf16 / float32 (ferlight): {medians['bf16-mixed'] / medians['32-true']:.2f}x")
+    dm_cfg = FitConfig(arch=args.arch, data=args.data, protocol="standard", batch_size=args.batch_size, crop_size=crop)
+    dm = build_datamodule(dm_cfg)
+    dm.prepare_data()
+    dm.setup("fit")
+    with tempfile.TemporaryDirectory() as tmp:  # measured afresh, not from the cache
+        decision = precision.resolve_training_precision(
+            "auto", accelerator, build_module(dm_cfg, dm).model, args.batch_size, crop, True, cache_dir=tmp
+        )
+    print(decision.line())
 
 
 if __name__ == "__main__":

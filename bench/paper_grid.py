@@ -17,15 +17,13 @@ on the paper's test set, PublicTest + PrivateTest (7,178 faces).
 from __future__ import annotations
 
 import argparse
-import platform
 from dataclasses import replace
 from pathlib import Path
 
 import mlflow
-import torch
 from optuna.trial import TrialState
 
-from ferlight import tracking
+from ferlight import hardware, tracking
 from ferlight.config import FitConfig
 from ferlight.errors import exit_on_error
 from ferlight.reports import write_text
@@ -82,7 +80,7 @@ def run_grid(base: FitConfig, archs: set[str] | None, workers: int, output: Path
 
 
 def write_table(rows: list[dict], base: FitConfig, archs: set[str] | None, workers: int, output: Path) -> None:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    device = hardware.summary()
     options = f"--data {Path(base.data).name if base.data else '(default)'} --epochs {base.epochs}"
     options += f" --precision {base.precision}" if base.precision else ""
     options += f" --limit-train-batches {base.limit_train_batches}" if base.limit_train_batches else ""

@@ -20,7 +20,7 @@ from ferlight.checkpoint import load_model, resolve_checkpoint
 from ferlight.config import build_parser, parse_namespace, to_config
 from ferlight.data import load_fer2013, split_protocol
 from ferlight.errors import ConfigError, exit_on_error
-from ferlight.evaluation import evaluate
+from ferlight.evaluation import auto_decision, evaluate
 from ferlight.reports import format_report, write_report
 
 
@@ -39,6 +39,7 @@ class EvalConfig:
     tta: Literal["none", "flip", "tencrop"] = field(default="none", metadata={"help": "test-time augmentation"})
     batch_size: int = field(default=256, metadata={"help": "faces per forward pass"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:1 ..."})
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = field(default="auto", metadata={"help": "auto: bf16 autocast where measurably faster on this machine (bf16 GPUs, CPUs with native bf16), else float32"})
     log: bool = field(default=False, metadata={"help": "log metrics and report to the (single) --run-id"})
     cache_dir: Optional[str] = field(default=None, metadata={"help": "parsed-data cache folder"})
 
@@ -59,7 +60,13 @@ def run_evaluation(cfg: EvalConfig):
     if tuple(data.class_names) != models[0].class_names:
         raise ConfigError(f"the model predicts {models[0].class_names}, the data has {tuple(data.class_names)}: check --labels")
     index = split_protocol(data, cfg.protocol)[cfg.split]
-    result = evaluate(models, data.images[index], data.labels[index], cfg.tta, cfg.batch_size, cfg.device)
+    precision = cfg.precision
+    if precision == "auto":
+        decision = auto_decision(models, cfg.tta, cfg.batch_size, cfg.device, cfg.cache_dir)
+        print(decision.line(), file=sys.stderr, flush=True)
+        precision = decision.precision
+    result = evaluate(models, data.images[index], data.labels[index], cfg.tta, cfg.batch_size, cfg.device, precision)
+    result.precision = precision
     if cfg.log:
         _log(cfg, result)
     return result
@@ -88,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_report(result.report))
     n = int(result.confusion.sum())
     print(f"accuracy {result.accuracy:.4f} on {n} faces: protocol {cfg.protocol}, split {cfg.split}, tta {cfg.tta}, "
-          f"{len(cfg.checkpoint) + len(cfg.run_id) or 1} model(s)")
+          f"{len(cfg.checkpoint) + len(cfg.run_id) or 1} model(s), precision {result.precision}")
     return 0
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
+from ferlight import hardware
 from ferlight.config import build_parser, parse_namespace, to_config
 from ferlight.errors import exit_on_error
 
 
 @exit_on_error
 def main(argv: Sequence[str] | None = None) -> int:
+    hardware.prefer_passive_openmp()  # before torch loads: threads that wait sleep, so a shared machine stays fast
     parser = build_parser("python -m ferlight.fit", "Train a facial-emotion model on FER2013, tracked in MLflow.")
     cfg = to_config(parse_namespace(parser, argv))
     from ferlight.training import run_fit  # after parsing: --help and option errors stay instant

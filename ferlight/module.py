@@ -172,9 +172,11 @@ class EmotionClassifier(L.LightningModule):
         if hp.scheduler == "plateau":
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.75, patience=5)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/acc"}}
+        # cosine and one-cycle step every batch over the planned steps, so that a time budget
+        # (ferlight.budget.TimeBudget) can advance them to the share of the budget spent
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
         if hp.scheduler == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.trainer.max_epochs))
-            return {"optimizer": opt, "lr_scheduler": sched}
-        steps = int(self.trainer.estimated_stepping_batches)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=max(1, steps))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps - 1))
+        else:
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -110,6 +110,12 @@ def log_artifacts(logger, paths: Iterable[str | os.PathLike], artifact_path: str
         logger.experiment.log_artifact(logger.run_id, str(path), artifact_path)
 
 
+def set_tags(logger, tags: Mapping[str, str]) -> None:
+    """Set (or overwrite) tags of the logger's run."""
+    for key, value in tags.items():
+        logger.experiment.set_tag(logger.run_id, key, value)
+
+
 def set_status(logger, status: str) -> None:
     """Mark the logger's run FINISHED, FAILED or KILLED."""
     logger.experiment.set_terminated(logger.run_id, status)

@@ -17,15 +17,18 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 
 import ferlight
-from ferlight import reports, tracking
+from ferlight import hardware, reports, tracking
+from ferlight.budget import TimeBudget
 from ferlight.config import FitConfig
 from ferlight.data import FER2013DataModule
 from ferlight.data.preprocess import eval_transform
 from ferlight.errors import ConfigError
 from ferlight.models import list_models
 from ferlight.module import EmotionClassifier
+from ferlight.precision import AUTO, Decision, resolve_training_precision
 
 LAST_CHECKPOINT = "last.ckpt"
 
@@ -112,9 +115,14 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
     module = build_module(cfg, dm)
 
     run_id, ckpt_path = _resume_point(cfg)
+    tags = {**hardware.tags(), **(tags or {})}
     logger = tracking.create_logger(cfg.experiment, cfg.resolved_run_name, cfg.tracking_uri, run_id=run_id, tags=tags)
+    if run_id is not None:  # a resumed run records the machine it continued on
+        tracking.set_tags(logger, tags)
+    precision = resolve_precision(cfg, module)
     best = ModelCheckpoint(monitor="val/acc", mode="max", filename="best", save_last=True)
     interrupt = _MarkInterrupted()
+    budget = TimeBudget()
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
         max_time=cfg.max_time,
@@ -122,24 +130,25 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         devices=cfg.devices,
         strategy=cfg.strategy,
         num_nodes=cfg.num_nodes,
-        precision=cfg.precision,
+        precision=precision.precision,
         limit_train_batches=cfg.limit_train_batches,
         fast_dev_run=cfg.fast_dev_run,
         enable_progress_bar=cfg.progress_bar,
         logger=logger,
-        callbacks=[best, LearningRateMonitor(logging_interval="epoch"), interrupt, *callbacks],
+        callbacks=[best, LearningRateMonitor(logging_interval="epoch"), interrupt, budget, *callbacks],
         default_root_dir=cfg.checkpoint_dir,
         log_every_n_steps=10,
         benchmark=True,  # cuDNN picks the fastest convolutions for the fixed input size (no effect on CPU)
     )
     if run_id is None:  # a resumed run keeps the params it was started with
-        logger.log_hyperparams(_params(cfg, module, trainer))
+        logger.log_hyperparams({**_params(cfg, module, trainer), "precision_resolved": precision.precision})
     try:
         trainer.fit(module, dm, ckpt_path=ckpt_path)
     except SystemExit:
         if interrupt.interrupted and trainer.is_global_zero:
             tracking.set_status(logger, "KILLED")
         raise
+    logger.log_metrics(_budget_metrics(trainer, budget))
     best_path = Path(best.best_model_path) if best.best_model_path else None
     trainer.test(module, dm, ckpt_path=str(best_path) if best_path else None, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -151,6 +160,41 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         tracking.set_status(logger, "FINISHED")
     _close_process_group()
     return FitResult(run_id=logger.run_id, best_checkpoint=best_path, metrics=metrics)
+
+
+def resolve_precision(cfg: FitConfig, module: EmotionClassifier) -> Decision:
+    """``cfg.precision``, with ``auto`` (or unset) resolved for this machine; printed once."""
+    if cfg.fast_dev_run and cfg.precision in (None, AUTO):
+        decision = Decision("32-true", "fast_dev_run checks the set-up: one batch is not worth a benchmark")
+    else:
+        decision = resolve_training_precision(
+            cfg.precision, cfg.accelerator, module.model, cfg.batch_size, cfg.crop_size, cfg.channels_last, cfg.cache_dir
+        )
+    if cfg.precision in (None, AUTO):
+        _print_once(decision.line())
+    return decision
+
+
+@rank_zero_only
+def _print_once(line: str) -> None:
+    print(line, flush=True)
+
+
+def _budget_metrics(trainer: L.Trainer, budget: TimeBudget) -> dict[str, float]:
+    """How far training went: epochs (fractional when a budget stopped it mid-epoch), the final
+    learning rate, and whether the time budget ended it with the schedule complete."""
+    per_epoch = max(trainer.num_training_batches, 1) if trainer.num_training_batches != float("inf") else 1
+    metrics = {"epochs_run": trainer.global_step / per_epoch if trainer.global_step else 0.0}
+    if trainer.optimizers:
+        metrics["lr_final"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+    schedules = [c.scheduler for c in trainer.lr_scheduler_configs if c.interval == "step"
+                 and hasattr(c.scheduler, "last_epoch")]
+    if schedules:  # one-cycle / cosine: did the rate reach the end of its curve?
+        last = int(trainer.estimated_stepping_batches) - 1
+        metrics["lr_schedule_complete"] = float(all(s.last_epoch >= last for s in schedules))
+    if budget.active:
+        metrics["budget/stopped_by_budget"] = float(budget.stopped_at is not None)
+    return metrics
 
 
 def _close_process_group() -> None:

@@ -16,16 +16,28 @@ def tiny_csv(tmp_path_factory):
 
 
 def config(tiny_csv, tmp_path, **kwargs):
-    return EvalConfig(data=str(tiny_csv), cache_dir=str(tmp_path / "cache"), **kwargs)
+    return EvalConfig(data=str(tiny_csv), cache_dir=str(tmp_path / "cache"), **{"precision": "32-true", **kwargs})
 
 
 def test_report_and_accuracy_on_the_chosen_split(tiny_csv, tmp_path, capsys):
     ckpt = save_checkpoint(tmp_path / "a.ckpt")
     assert main(["--checkpoint", str(ckpt), "--data", str(tiny_csv), "--cache-dir", str(tmp_path / "c"),
-                 "--protocol", "standard", "--split", "val"]) == 0
-    out = capsys.readouterr().out
+                 "--protocol", "standard", "--split", "val", "--batch-size", "32"]) == 0
+    out, err = capsys.readouterr()
     assert "precision" in out.splitlines()[0] and "weighted avg" in out
     assert f"on {PER_CLASS['PublicTest'] * 7} faces: protocol standard, split val, tta none" in out
+    chosen = out.strip().splitlines()[-1].rsplit("precision ", 1)[1]
+    assert chosen in ("32-true", "bf16-mixed")  # auto, the default: what this machine runs fastest
+    assert f"precision auto -> {chosen}" in err
+
+
+def test_explicit_precision_is_used_as_given(tiny_csv, tmp_path):
+    ckpt = save_checkpoint(tmp_path / "a.ckpt")
+    exact = run_evaluation(config(tiny_csv, tmp_path, checkpoint=[str(ckpt)]))
+    bf16 = run_evaluation(config(tiny_csv, tmp_path, checkpoint=[str(ckpt)], precision="bf16-mixed"))
+    assert (exact.precision, bf16.precision) == ("32-true", "bf16-mixed")
+    np.testing.assert_allclose(bf16.probabilities, exact.probabilities, atol=0.05)  # same model, bf16 rounding
+    assert not (tmp_path / "cache" / "precision.json").exists()  # nothing measured
 
 
 def test_ensemble_averages_member_probabilities(tiny_csv, tmp_path):

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 import yaml
 
+from ferlight import hardware, precision
 from ferlight.checkpoint import load_model
 from ferlight.data import CLASS_NAMES
 from ferlight.fit import main
@@ -44,8 +46,9 @@ def store(workdir: Path) -> str:
 
 
 def fit_args(tiny_csv, *extra):
+    """A tiny run in float32 (not ``auto``: no benchmark, and no bf16 training on the CPU in tests)."""
     return ["--data", str(tiny_csv), "--arch", "fervgg_small", "--epochs", "2", "--batch-size", "32",
-            "--accelerator", "cpu", "--devices", "1", *extra]
+            "--accelerator", "cpu", "--devices", "1", "--precision", "32-true", *extra]
 
 
 def run_cli(*args, cwd, timeout=300):
@@ -82,6 +85,14 @@ def test_default_store_holds_the_whole_contract(workdir, tiny_csv):
                 "dropout_placement", "ferlight_version", "git_commit"):
         assert key in params, key
     assert (params["arch"], params["protocol"], params["optimizer"], params["batch_size"]) == ("fervgg_small", "standard", "adam", "32")
+    assert (params["precision"], params["precision_resolved"]) == ("32-true", "32-true")  # explicit wins
+    assert run.data.metrics["epochs_run"] == 2.0
+
+    tags = run.data.tags  # the machine, on every run
+    assert tags["hardware.cpu"] == hardware.cpu_model() and tags["hardware.cores"] == str(hardware.usable_cores())
+    assert tags["hardware.cpu_flags"] == (" ".join(hardware.cpu_flags()) or "none")
+    assert tags["hardware.torch_threads"].isdigit() and tags["hardware.torch"] == torch.__version__
+    assert {"hardware.onednn_max_cpu_isa", "hardware.gpu"} <= tags.keys()
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"classification_report.txt", "classification_report.json", "confusion_matrix.png", "config.yaml",
@@ -96,6 +107,27 @@ def test_default_store_holds_the_whole_contract(workdir, tiny_csv):
     assert config["arch"] == "fervgg_small" and config["protocol"] == "standard"
     loaded = load_model(local / "checkpoints" / "best.ckpt")
     assert loaded.arch == "fervgg_small" and loaded.class_names == tuple(CLASS_NAMES)
+
+
+def test_auto_precision_is_resolved_logged_and_printed_once(workdir, tiny_csv, monkeypatch, capsys):
+    """``auto`` (the default) on a CPU with native bf16 measures; a benchmark faked at 1.1x gives float32."""
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"))
+    monkeypatch.setattr(hardware, "onednn_isa_cap", lambda: "default")
+    calls = []
+
+    def measure(model, shape, mode="train", channels_last=True, steps=2):
+        calls.append((tuple(shape), mode))
+        return {"float32_s": 0.11, "bf16_s": 0.1, "speedup": 1.1, "gave_up": False}
+
+    monkeypatch.setattr(precision, "measure", measure)
+    args = fit_args(tiny_csv, "--epochs", "1", "--limit-train-batches", "1", "--precision", "auto", "--crop-size", "44")
+    assert main(args) == 0 and main(args) == 0
+    assert calls == [((32, 1, 44, 44), "train")]  # the second run found the first one's measurement
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("precision auto")]
+    assert len(lines) == 2 and all(line.startswith("precision auto -> 32-true: bf16 autocast 1.10x") for line in lines)
+    assert "measured now" in lines[0] and "cached measurement" in lines[1]
+    runs = mlflow.MlflowClient(store(workdir)).search_runs(["1"])
+    assert [(r.data.params["precision"], r.data.params["precision_resolved"]) for r in runs] == [("auto", "32-true")] * 2
 
 
 def test_params_record_the_settings(workdir, tiny_csv):

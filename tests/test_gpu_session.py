@@ -22,6 +22,7 @@ def test_session_run_at_cpu_scale(tmp_path):
     env = {
         **os.environ, "PYTHON": sys.executable, "OUT": str(out), "DATA": str(csv), "ACCELERATOR": "cpu",
         "STRONG_EPOCHS": "1", "GRID_EPOCHS": "1", "GRID_WORKERS": "1", "GRID_ARCHS": "attention",
+        "GRID_PRECISION": "32-true", "STRONG_PRECISION": "32-true",  # no bf16 training on a CPU in tests
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "FERLIGHT_CACHE": str(tmp_path / "cache"),
     }
     result = subprocess.run(["bash", str(ROOT / "bench" / "gpu" / "session.sh"), "run"], env=env, cwd=tmp_path,

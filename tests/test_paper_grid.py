@@ -23,7 +23,8 @@ def test_small_grid_writes_a_row_per_point_and_resumes(tmp_path):
     def grid():
         result = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "paper_grid.py"), "--data", str(csv), "--epochs", "1",
-             "--archs", "vgg11", "--accelerator", "cpu", "--workers", "2", "--output", str(out)],
+             "--archs", "vgg11", "--accelerator", "cpu", "--workers", "2", "--precision", "32-true",
+             "--output", str(out)],
             cwd=tmp_path, capture_output=True, text=True, timeout=600,
             env={"FERLIGHT_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"},
         )
@@ -31,7 +32,7 @@ def test_small_grid_writes_a_row_per_point_and_resumes(tmp_path):
         return out.read_text()
 
     table = grid()
-    assert "--epochs 1 --archs vgg11 --workers 2`" in table  # the command that remakes this table
+    assert "--epochs 1 --precision 32-true --archs vgg11 --workers 2`" in table  # the command that remakes this table
     rows = [line for line in table.splitlines() if line.startswith("| vgg11")]
     settings = [tuple(cell.strip() for cell in row.split("|")[2:5]) for row in rows]
     assert settings == [("adam", "32", "none"), ("adam", "64", "none"), ("adam", "128", "none"),

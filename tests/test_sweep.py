@@ -60,7 +60,7 @@ def sweep_args(study_file, tiny_csv, *extra):
     """Tiny trials: a narrow fervgg_small, one epoch of at most two batches (later options win)."""
     return [str(study_file), "--data", str(tiny_csv), "--protocol", "standard", "--arch", "fervgg_small",
             "--model-options", "{width: 8}", "--epochs", "1", "--batch-size", "16", "--limit-train-batches", "2",
-            "--accelerator", "cpu", *extra]
+            "--accelerator", "cpu", "--precision", "32-true", *extra]
 
 
 def run_cli(*args, cwd, timeout=300):

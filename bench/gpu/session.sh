@@ -8,7 +8,8 @@
 # side on the one GPU, each bounded so that the call ends within its 10 minutes, and copies the
 # tables and logs to $OUT. Environment knobs (defaults in brackets): ACCELERATOR [gpu],
 # GRID_EPOCHS [6], GRID_WORKERS [4], GRID_STOP_S [360: no grid point starts later],
-# GRID_ARCHS [all], STRONG_EPOCHS [60], STRONG_MAX_TIME [00:00:08:00], DATA [.data/fer2013_images.u8.xz].
+# GRID_ARCHS [all], GRID_PRECISION [auto], STRONG_EPOCHS [60], STRONG_MAX_TIME [00:00:08:00],
+# STRONG_PRECISION [auto], DATA [.data/fer2013_images.u8.xz].
 # tests/test_gpu_session.py runs `run` on CPU with tiny data and one grid point.
 # Runs (MLflow store, checkpoints) land in the working folder, as with ferlight.fit.
 set -uo pipefail
@@ -45,11 +46,12 @@ run)
   "$PY" -c "from ferlight import tracking; tracking.ensure_store()"        # create the MLflow schema once
   strong() {  # the strong recipe; options after it override the file's
     "$PY" -m ferlight.fit --config "$ROOT/recipes/gpu_strong.yaml" --data "$DATA" --accelerator "$ACCELERATOR" \
-      --epochs "${STRONG_EPOCHS:-60}" --max-time "${STRONG_MAX_TIME:-00:00:08:00}" --progress-bar false "$@"
+      --epochs "${STRONG_EPOCHS:-60}" --max-time "${STRONG_MAX_TIME:-00:00:08:00}" --progress-bar false \
+      --precision "${STRONG_PRECISION:-auto}" "$@"
   }
   strong >"$OUT/strong_standard.log" 2>&1 &
   strong --protocol paper --run-name gpu-strong-paper >"$OUT/strong_paper.log" 2>&1 &
-  "$PY" "$ROOT/bench/paper_grid.py" --data "$DATA" --accelerator "$ACCELERATOR" --precision bf16-mixed \
+  "$PY" "$ROOT/bench/paper_grid.py" --data "$DATA" --accelerator "$ACCELERATOR" --precision "${GRID_PRECISION:-auto}" \
     --epochs "${GRID_EPOCHS:-6}" --workers "${GRID_WORKERS:-4}" --timeout "${GRID_STOP_S:-360}" \
     ${GRID_ARCHS:+--archs $GRID_ARCHS} --output "$OUT/paper_grid.md" >"$OUT/grid.log" 2>&1 &
   wait
