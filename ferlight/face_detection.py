@@ -6,8 +6,9 @@ A detector maps a BGR or grey frame to face boxes ``(x, y, w, h)`` in that frame
 - :meth:`FaceDetector.detect` scans the whole frame, optionally downscaled by ``detect_scale``
   (the cascade's cost falls roughly with the square of the scale);
 - :meth:`FaceDetector.detect_near` looks for each known face only in a window around its last
-  box, at about its size. On video this is several times cheaper than a full scan, which is how
-  :class:`ferlight.inference.Recognizer` keeps up with a camera on a small CPU.
+  (where the tracker predicts it), at about its size. On video this is several times cheaper than
+  a full scan, which is how :class:`ferlight.inference.Recognizer` keeps up with a camera on a
+  small CPU.
 """
 
 from __future__ import annotations
@@ -21,17 +22,23 @@ import numpy as np
 from ferlight.errors import ConfigError
 
 DETECTORS = ("haar", "yunet")
-HAAR_CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-# Defaults, tuned for live video on a small CPU (bench/RESULTS.md): search the frame at half size,
-# where the cascade's smallest window (24 px) is a 48 px face; 1.1 and 5 are OpenCV's defaults.
-DETECT_SCALE = 0.5
-MIN_FACE = 48
+# OpenCV's frontal-face cascades differ: on the live benchmark's tuning clips (bench/RESULTS.md)
+# "alt2" missed 5 of 549 faces in whole-frame searches where "default" missed 10, with fewer
+# false faces and in less time.
+HAAR_CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt2.xml"
+# Defaults chosen on the live benchmark's tuning clips (bench/bench_live.py, real faces of 60-250
+# px on busy backgrounds; measured on its held-out clips, bench/RESULTS.md): the whole frame is
+# searched at 3/4 size for faces of 60 px and more (at half size, 60-80 px faces were missed);
+# scale factor 1.1 is OpenCV's default; 4 neighbours (OpenCV's 5 missed more faces, 3 gave false
+# ones). The grey frame is searched as it is: equalising its histogram first lost more faces
+# (146 of 1,080 frames wrong instead of 63) and took longer.
+DETECT_SCALE = 0.75
+MIN_FACE = 60
 SCALE_FACTOR = 1.1
-MIN_NEIGHBORS = 5
-# detect_near: the window around a known face (its box grown by NEAR_MARGIN of its side on each
-# side), the side (px) the face is scaled to in it (twice the cascade's 24 px window: smaller
-# misses faces), and the face sizes accepted there, relative to the known one. Tuned on the
-# tests' synthetic video: all faces found again, at about 2 ms each (bench/RESULTS.md).
+MIN_NEIGHBORS = 4
+# detect_near: the window around a known face (its predicted box grown by NEAR_MARGIN of its side
+# on each side), the side (px) the face is scaled to in it (twice the cascade's 24 px window:
+# smaller misses faces), and the face sizes accepted there, relative to the known one.
 NEAR_MARGIN = 0.3
 NEAR_FACE = 48
 NEAR_SIZE_RANGE = (0.8, 1.25)
@@ -84,17 +91,23 @@ class FaceDetector:
         """Boxes (float N x 4) of faces of side in [min_size, max_size] px in ``image`` (BGR or grey)."""
         raise NotImplementedError
 
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The frame as :meth:`find` takes it, made once before any resizing (so a grey and a BGR
+        frame give the same boxes, and resizing has one channel to do where one is enough)."""
+        return image
+
     def detect(self, image: np.ndarray) -> np.ndarray:
         """Every face of at least ``min_face`` px in the frame, as int boxes N x 4."""
         scale = self.detect_scale
-        found = self.find(_resize(image, scale), max(1, round(self.min_face * scale)), None)
+        found = self.find(_resize(self.prepare(image), scale), max(1, round(self.min_face * scale)), None)
         return _clip(found / scale, image.shape)
 
     def detect_near(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """The face found near each box (at most one each, near-duplicates dropped), as int boxes."""
         height, width = image.shape[:2]
+        image = self.prepare(image)
         kept: list[np.ndarray] = []
-        for x, y, w, h in np.asarray(boxes).reshape(-1, 4):
+        for x, y, w, h in np.rint(np.asarray(boxes, dtype=np.float64)).astype(int).reshape(-1, 4):
             side = max(w, h)
             margin = int(NEAR_MARGIN * side)
             left, top = max(x - margin, 0), max(y - margin, 0)
@@ -113,7 +126,7 @@ class FaceDetector:
 
 
 class HaarDetector(FaceDetector):
-    """OpenCV's frontal-face Haar cascade on the histogram-equalised grey frame (as in the paper)."""
+    """OpenCV's frontal-face Haar cascade on the grey frame."""
 
     def __init__(
         self,
@@ -134,10 +147,12 @@ class HaarDetector(FaceDetector):
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        return to_grey(image)
+
     def find(self, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
-        grey = cv2.equalizeHist(to_grey(image))
         found = self.cascade.detectMultiScale(
-            grey,
+            to_grey(image),
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
             minSize=(min_size, min_size),

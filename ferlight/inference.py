@@ -43,6 +43,8 @@ from ferlight.video import Frame, ImageSource, open_source
 
 SMOOTHING = 0.6  # weight of a face's past probabilities in each frame's (0: no smoothing)
 DETECT_EVERY = 10  # on video, search the whole frame every 10th frame, near known faces in between
+MERGE_IOU = 0.3  # a whole-frame box overlapping a near-search box this much is the same face
+VELOCITY_SMOOTHING = 0.5  # weight of a track's past velocity in each frame's
 
 
 @dataclass(frozen=True)
@@ -93,16 +95,24 @@ class _Track:
     id: int
     box: np.ndarray
     probabilities: np.ndarray
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px per frame, smoothed
     missed: int = 0
+
+    def predicted(self) -> np.ndarray:
+        """Where the face should be this frame, had it kept its velocity since it was last seen."""
+        x, y, w, h = self.box
+        dx, dy = self.velocity * (self.missed + 1)
+        return np.array([x + dx, y + dy, w, h])
 
 
 class FaceTracker:
     """Gives each face an id that persists across frames and smooths its probabilities.
 
-    A detection continues the track whose last box it overlaps most (IoU >= ``min_iou``, greedy,
-    best pairs first); otherwise it starts a new track. A track unseen for more than ``max_missed``
-    frames is dropped. Probabilities are an exponential moving average:
-    ``p = smoothing * p_previous + (1 - smoothing) * p_frame``; ``smoothing=0`` gives raw output.
+    A detection continues the track whose predicted box (its last box moved on at its recent
+    velocity) it overlaps most (IoU >= ``min_iou``, greedy, best pairs first); otherwise it starts
+    a new track. A track unseen for more than ``max_missed`` frames is dropped. Probabilities are
+    an exponential moving average: ``p = smoothing * p_previous + (1 - smoothing) * p_frame``;
+    ``smoothing=0`` gives raw output.
     """
 
     def __init__(self, smoothing: float = SMOOTHING, min_iou: float = 0.3, max_missed: int = 10) -> None:
@@ -114,12 +124,16 @@ class FaceTracker:
         self.tracks: list[_Track] = []
         self._next_id = 1
 
+    def predicted_boxes(self) -> np.ndarray:
+        """The predicted box of every live track (N x 4)."""
+        return np.array([t.predicted() for t in self.tracks]).reshape(-1, 4)
+
     def update(self, boxes: np.ndarray, probabilities: np.ndarray) -> tuple[list[int], np.ndarray]:
         """Track ids and smoothed probabilities for this frame's detections, in their order."""
         boxes = np.asarray(boxes).reshape(-1, 4)
         matches: dict[int, int] = {}  # detection index -> track index
         if self.tracks and len(boxes):
-            iou = box_iou(boxes, np.array([t.box for t in self.tracks]))
+            iou = box_iou(boxes, self.predicted_boxes())
             for flat in np.argsort(iou, axis=None)[::-1]:
                 det, trk = (int(i) for i in np.unravel_index(flat, iou.shape))
                 if iou[det, trk] < self.min_iou:
@@ -130,6 +144,8 @@ class FaceTracker:
         for det, (box, p) in enumerate(zip(boxes, probabilities)):
             if det in matches:
                 track = self.tracks[matches[det]]
+                step = (_centre(box) - _centre(track.box)) / (track.missed + 1)
+                track.velocity = VELOCITY_SMOOTHING * track.velocity + (1 - VELOCITY_SMOOTHING) * step
                 track.box, track.missed = box, 0
                 track.probabilities = self.smoothing * track.probabilities + (1 - self.smoothing) * p
             else:
@@ -143,6 +159,11 @@ class FaceTracker:
                 track.missed += 1
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         return ids, smoothed
+
+
+def _centre(box) -> np.ndarray:
+    x, y, w, h = box
+    return np.array([x + w / 2, y + h / 2], dtype=np.float64)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -253,8 +274,7 @@ class Recognizer:
             source = open_source(source)
         photos = isinstance(source, ImageSource)
         tracker = FaceTracker(self.smoothing)
-        previous = np.zeros((0, 4), dtype=int)
-        since_full_search = 0
+        since_full_search = self.detect_every
         for count, frame in enumerate(source):
             if max_frames is not None and count >= max_frames:
                 break
@@ -262,13 +282,10 @@ class Recognizer:
                 frame = Frame(count, None, frame)
             image = _check_image(frame.image)
             start = time.perf_counter()
-            if len(previous) and since_full_search < self.detect_every:
-                boxes = self.detector.detect_near(image, previous)
-                # A face lost near its box is looked for in the whole next frame.
-                since_full_search = since_full_search + 1 if len(boxes) == len(previous) else self.detect_every
-            else:
+            if photos:
                 boxes = self.detector.detect(image)
-                since_full_search = 1
+            else:
+                boxes, since_full_search = self._find(image, tracker, since_full_search)
             detected = time.perf_counter()
             probabilities = self.classify(_crops(image, boxes))
             classified = time.perf_counter()
@@ -276,7 +293,6 @@ class Recognizer:
                 ids = [None] * len(boxes)
             else:
                 ids, probabilities = tracker.update(boxes, probabilities)
-                previous = boxes
             yield FrameResult(
                 index=frame.index,
                 timestamp=frame.timestamp,
@@ -286,6 +302,25 @@ class Recognizer:
                 detect_ms=(detected - start) * 1000,
                 classify_ms=(classified - detected) * 1000,
             )
+
+    def _find(self, image: np.ndarray, tracker: FaceTracker, since_full_search: int) -> tuple[np.ndarray, int]:
+        """This frame's faces, and the frames since the last whole-frame search.
+
+        Every tracked face is looked for near where it should be. The whole frame is searched too
+        while no face is tracked, every ``detect_every`` frames (for faces that came into view),
+        and at once when a face seen in the last frame is not found near its box (it moved fast,
+        or grew). A face found both ways counts once, with its near-search box.
+        """
+        if not tracker.tracks:
+            return self.detector.detect(image), 1
+        near = np.rint(self.detector.detect_near(image, tracker.predicted_boxes())).astype(int).reshape(-1, 4)
+        fresh = sum(t.missed == 0 for t in tracker.tracks)
+        if since_full_search < self.detect_every and len(near) >= fresh:
+            return near, since_full_search + 1
+        full = self.detector.detect(image)
+        if len(near) and len(full):
+            full = full[box_iou(full, near).max(axis=1) < MERGE_IOU]
+        return np.concatenate([near, full]).astype(int), 1
 
     def _faces(self, boxes: np.ndarray, probabilities: np.ndarray, ids: Sequence[int | None]) -> list[Face]:
         faces = []

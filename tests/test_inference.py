@@ -140,13 +140,14 @@ class ScriptedDetector(FaceDetector):
         return boxes[: next(self.near)]
 
 
-def test_whole_frame_is_searched_every_n_frames_and_after_a_face_is_lost(checkpoint):
-    detector = ScriptedDetector(near=[2, 1, 2, 2, 2])
+def test_whole_frame_is_searched_every_n_frames_and_at_once_when_a_face_is_lost(checkpoint):
+    detector = ScriptedDetector(near=[2, 1, 2, 2, 2, 2, 2])
     recognizer = Recognizer(load_model(checkpoint), detector, detect_every=3)
     frames = [np.zeros((120, 320), dtype=np.uint8)] * 8
     found = [len(r.faces) for r in recognizer.process_video(frames)]
-    assert detector.calls == ["full", "near", "near", "full", "near", "near", "full", "near"]
-    assert found == [2, 2, 1, 2, 2, 2, 2, 2]
+    # Frame 2 loses a face near its box: the whole frame is searched in that same frame.
+    assert detector.calls == ["full", "near", "near", "full", "near", "near", "near", "full", "near", "near"]
+    assert found == [2] * 8
 
 
 def test_video_from_numpy_frames_and_max_frames(recognizer, clip):
@@ -266,7 +267,7 @@ def test_yunet_detector_runs_opencvs_face_detector_yn(tmp_path, checkpoint):
     assert detector.detect(frame).tolist() == [[192, 128, 128, 128]]
     assert detector.detect_near(frame, np.array([[0, 0, 50, 50]])).tolist() == [[192, 128, 128, 128]]
     assert len(create_detector("yunet", model, min_face=200).detect(frame)) == 0
-    recognizer = Recognizer.from_checkpoint(checkpoint, detector="yunet", detector_model=model)
+    recognizer = Recognizer.from_checkpoint(checkpoint, detector="yunet", detector_model=model, detect_scale=0.5)
     assert [f.box for f in recognizer(frame)] == [(192, 128, 128, 128)]
 
 

@@ -173,7 +173,7 @@ def test_yunet_detector_option(tmp_path, capsys, checkpoint):
     cv2.imwrite(str(tmp_path / "square.png"), image)
     model, log = write_fake_yunet(tmp_path / "yunet.onnx"), tmp_path / "faces.jsonl"
     argv = [tmp_path / "square.png", "--checkpoint", checkpoint, "--no-display", "--jsonl", log]
-    assert run_cli(capsys, *argv, "--detector", "yunet", "--detector-model", model)[0] == 0
+    assert run_cli(capsys, *argv, "--detector", "yunet", "--detector-model", model, "--detect-scale", "0.5")[0] == 0
     assert [face["box"] for face in read_jsonl(log)[0]["faces"]] == [[192, 128, 128, 128]]
 
 
