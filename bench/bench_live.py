@@ -1,22 +1,24 @@
-"""End-to-end speed of ``python -m ferlight.live`` on 640 x 480 video with one and with four faces.
+"""Live recognition on real-face clips with ground truth: accuracy of the faces found, tracking,
+label flicker and speed, per clip set, optionally beside the ``fer`` package in the same run.
 
-    python bench/bench_live.py [--frames 300] [--repeats 3] [--checkpoint PATH]
+    python bench/make_live_clips.py --out .cache/live_clips --data ../shared/data/fer2013.csv.gz
+    python bench/bench_live.py --clips .cache/live_clips [--sets heldout] [--peer]
 
-Each run is the command's own loop (:func:`ferlight.live.run`): read the video, detect, classify,
-draw, write the annotated video and the JSONL, no window. The videos are the tests' synthetic
-clips (real faces from scikit-image and matplotlib moving over a background, every frame with
-faces). The model is the shipped default when it exists, else ``fervgg_small`` with random
-weights: speed does not depend on weight values. Prints a Markdown table for bench/RESULTS.md:
-the median of ``--repeats`` runs, with detection and classification time per frame apart
-(``other`` is reading, drawing and writing), the process's CPU time per frame (all its threads;
-less sensitive than wall time to other work on the machine) and the load average around it.
+Each clip runs through ``python -m ferlight.live``'s own loop (:func:`ferlight.live.run`: read,
+detect, classify, write the JSONL; no window, no video unless ``--output-video``) with the
+command's defaults, or with ``--set NAME=VALUE`` overrides (the Recognizer's options) to compare
+settings. Scores (:mod:`ferlight.testing.live_scoring`): frames with exactly the right faces,
+missed and false faces, track-id switches on faces that stay in view, label changes per 100
+frames; speed: fps over all frames of the set, and over the one-face clips, with detection and
+classification ms per frame. ``--peer`` runs the ``fer`` package (``bench/peer_fer.py``, its own
+virtual environment) on the same clips right after, and prints its rows and the fps ratio.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,90 +27,129 @@ from pathlib import Path
 import cv2
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from ferlight.hardware import summary as describe_machine
+from ferlight.inference import Recognizer
+from ferlight.live import run
+from ferlight.testing.live_clips import read_truth
+from ferlight.testing.live_scoring import LiveScore, score_clip
 
-from fake_checkpoint import save_checkpoint  # noqa: E402  (the tests' data)
-from live_data import compose_frames, write_video  # noqa: E402
-
-from ferlight.face_detection import DETECT_SCALE  # noqa: E402
-from ferlight.inference import DETECT_EVERY, Recognizer  # noqa: E402
-from ferlight.live import run  # noqa: E402
-from ferlight.weights import DEFAULT_WEIGHTS  # noqa: E402
-
-# (label, Recognizer.from_checkpoint options): the command's defaults, then the levers apart.
-SETTINGS = [
-    (f"defaults (detect_scale {DETECT_SCALE}, detect_every {DETECT_EVERY})", {}),
-    ("detect_every 5", {"detect_every": 5}),
-    ("full search every frame (detect_every 1)", {"detect_every": 1}),
-    ("full resolution (min_face 40), full search every frame", {"detect_every": 1, "detect_scale": 1.0, "min_face": 40}),
-]
+ONE_FACE = ("one-still", "one-slow", "one-fast", "one-large")
 
 
-def bench(checkpoint: Path, video: Path, options: dict, repeats: int, workdir: Path) -> dict:
-    recognizer = Recognizer.from_checkpoint(checkpoint, **options)
-    runs = []
-    for _ in range(repeats):
-        cpu_start = time.process_time()
-        stats = run(recognizer, video, display=False, output=workdir / "out.mp4", jsonl=workdir / "out.jsonl")
-        runs.append((stats, time.process_time() - cpu_start))
-    stats, cpu_seconds = sorted(runs, key=lambda r: r[0].fps)[len(runs) // 2]
-    frames = stats.frames
-    total_ms = 1000 * stats.seconds / frames
-    detect_ms, classify_ms = stats.detect_ms / frames, stats.classify_ms / frames
+def parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def bench_ferlight(recognizer: Recognizer, videos: list[Path], workdir: Path, output_video: bool) -> dict[str, tuple]:
+    """{clip: (records, frames, seconds, detect_ms, classify_ms)} from the command's loop."""
+    results = {}
+    for video in videos:
+        jsonl = workdir / f"{video.stem}.jsonl"
+        stats = run(recognizer, video, display=False, jsonl=jsonl, output=workdir / "out.mp4" if output_video else None)
+        results[video.stem] = (read_jsonl(jsonl), stats.frames, stats.seconds, stats.detect_ms, stats.classify_ms)
+    return results
+
+
+def bench_peer(clips: Path, set_name: str, workdir: Path) -> dict[str, tuple]:
+    """The same for the fer package, run by bench/peer_fer.py in its own environment."""
+    only_this_set, out = workdir / "peer_clips", workdir / "peer"
+    only_this_set.mkdir()
+    (only_this_set / set_name).symlink_to((clips / set_name).resolve())
+    script = Path(__file__).with_name("peer_fer.py")
+    subprocess.run([sys.executable, str(script), "--clips", str(only_this_set), "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+    results = {}
+    for jsonl in sorted((out / set_name).glob("*.jsonl")):
+        timing = json.loads(jsonl.with_suffix(".timing.json").read_text())
+        results[jsonl.stem] = (read_jsonl(jsonl), timing["frames"], timing["seconds"], None, None)
+    return results
+
+
+def summarise(results: dict[str, tuple], truths: dict[str, dict]) -> dict:
+    total, one_face = LiveScore(), [0, 0.0]
+    frames = seconds = detect = classify = 0.0
+    per_clip = {}
+    for clip, (records, n, secs, det, cls) in results.items():
+        score = score_clip(truths[clip], records)
+        per_clip[clip] = score
+        total += score
+        frames, seconds = frames + n, seconds + secs
+        detect += det or 0.0
+        classify += cls or 0.0
+        if clip in ONE_FACE:
+            one_face[0] += n
+            one_face[1] += secs
     return {
-        "fps": stats.fps,
-        "fps_all": [round(s.fps, 1) for s, _ in runs],
-        "cpu_ms": 1000 * cpu_seconds / frames,
-        "total_ms": total_ms,
-        "detect_ms": detect_ms,
-        "classify_ms": classify_ms,
-        "other_ms": total_ms - detect_ms - classify_ms,
-        "faces": stats.faces / frames,
+        "score": total,
+        "per_clip": per_clip,
+        "fps": frames / seconds,
+        "fps_one_face": one_face[0] / one_face[1] if one_face[1] else float("nan"),
+        "detect_ms": detect / frames,
+        "classify_ms": classify / frames,
     }
+
+
+def row(name: str, set_name: str, s: dict, timed_stages: bool = True) -> str:
+    sc: LiveScore = s["score"]
+    stages = f"{s['detect_ms']:.1f} | {s['classify_ms']:.1f}" if timed_stages else "- | -"
+    return (
+        f"| {name} | {set_name} | {sc.right_frames}/{sc.frames} ({100 * sc.right_rate:.1f}%) | {sc.missed}/{sc.faces} | "
+        f"{sc.false} | {sc.switches} | {sc.flicker_per_100:.1f} | {s['fps']:.1f} | {s['fps_one_face']:.1f} | {stages} |"
+    )
+
+
+HEADER = (
+    "| system | clips | frames right | missed faces | false faces | id switches | label changes /100 frames "
+    "| fps (all clips) | fps (one face) | detection ms/frame | classification ms/frame |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--checkpoint", type=Path, help="default: the shipped model, else random fervgg_small")
+    parser.add_argument("--clips", type=Path, default=Path(".cache/live_clips"))
+    parser.add_argument("--sets", nargs="+", default=["tune", "heldout"])
+    parser.add_argument("--checkpoint", help="default: the model shipped with ferlight")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a Recognizer.from_checkpoint option, e.g. detect_every=5")
+    parser.add_argument("--peer", action="store_true", help="also run the fer package on the same clips (bench/peer_fer.py)")
+    parser.add_argument("--output-video", action="store_true", help="also draw and write the annotated video, as --output does")
+    parser.add_argument("--per-clip", action="store_true", help="print a row per clip too")
     parser.add_argument("--torch-threads", type=int, default=1, help="as the command's default (1)")
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
+    options = dict(item.split("=", 1) for item in args.set)
+    options = {k: parse_value(v) for k, v in options.items()}
+    recognizer = Recognizer.from_checkpoint(args.checkpoint, **options)
+    label = "ferlight" + (f" ({', '.join(args.set)})" if args.set else " (defaults)")
+    lines = []
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        checkpoint = args.checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None)
-        model_note = str(checkpoint) if checkpoint else "fervgg_small, random weights"
-        checkpoint = checkpoint or save_checkpoint(workdir / "fervgg_small.ckpt")
-        videos = {}
-        for n_faces in (1, 4):
-            frames, _ = compose_frames(n_frames=args.frames, n_faces=n_faces, empty=())
-            videos[n_faces] = workdir / f"faces{n_faces}.mp4"
-            write_video(videos[n_faces], frames, fps=30)
-        load_before = os.getloadavg()[0]
-        rows = []
-        for label, options in SETTINGS:
-            for n_faces, video in videos.items():
-                result = bench(checkpoint, video, options, args.repeats, workdir)
-                rows.append((label, n_faces, result))
-                print(f"{label}, {n_faces} face(s): {result}", file=sys.stderr)
-        load_after = os.getloadavg()[0]
-    print(
-        f"640 x 480, {args.frames} frames, median of {args.repeats} runs; model: {model_note}; "
-        f"torch {torch.__version__} ({args.torch_threads} thread), OpenCV {cv2.__version__} "
-        f"({cv2.getNumThreads()} threads); {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}); "
-        f"load average {load_before:.1f} before, {load_after:.1f} after.\n"
-    )
-    print(
-        "| setting | faces | fps, median (runs) | ms/frame | detection ms | classification ms | other ms "
-        "| CPU ms/frame | faces found/frame |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for label, n_faces, r in rows:
-        print(
-            f"| {label} | {n_faces} | {r['fps']:.1f} ({', '.join(map(str, r['fps_all']))}) | {r['total_ms']:.1f} | "
-            f"{r['detect_ms']:.1f} | {r['classify_ms']:.1f} | {r['other_ms']:.1f} | {r['cpu_ms']:.1f} | {r['faces']:.2f} |"
-        )
+        for set_name in args.sets:
+            videos = sorted((args.clips / set_name).glob("*.mp4"))
+            if not videos:
+                raise SystemExit(f"error: no clips in {args.clips / set_name}: run bench/make_live_clips.py first")
+            truths = {v.stem: read_truth(v) for v in videos}
+            workdir = Path(tmp) / set_name
+            workdir.mkdir()
+            start = time.perf_counter()
+            ours = summarise(bench_ferlight(recognizer, videos, workdir, args.output_video), truths)
+            lines.append(row(label, set_name, ours))
+            print(f"{set_name}: ferlight done in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+            if args.per_clip:
+                for clip, sc in ours["per_clip"].items():
+                    lines.append(f"|   {clip} | {set_name} | {sc.right_frames}/{sc.frames} | {sc.missed}/{sc.faces} | {sc.false} | {sc.switches} | {sc.flicker_per_100:.1f} | | | | |")
+            if args.peer:
+                peer = summarise(bench_peer(args.clips, set_name, workdir), truths)
+                lines.append(row("fer package (peer)", set_name, peer, timed_stages=False))
+                lines.append(f"| fps ratio ferlight / fer | {set_name} | | | | | | {ours['fps'] / peer['fps']:.2f}x | {ours['fps_one_face'] / peer['fps_one_face']:.2f}x | | |")
+    print(f"{describe_machine()}; torch {torch.__version__} ({args.torch_threads} thread), OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)\n")
+    print(HEADER)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
