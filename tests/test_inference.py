@@ -22,6 +22,8 @@ from ferlight.data.preprocess import eval_transform
 from ferlight.errors import CheckpointError, ConfigError, DataError
 from ferlight.face_detection import FaceDetector, box_iou, create_detector
 from ferlight.inference import Face, FaceTracker, Recognizer, resolve_checkpoint
+from ferlight.testing.live_clips import ClipSpec, FacePath, background, photo_face, render
+from ferlight.testing.live_scoring import score_clip
 from fake_checkpoint import save_checkpoint
 from live_data import compose_frames, write_fake_yunet, write_video
 
@@ -301,3 +303,34 @@ def test_inference_needs_no_training_stack():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def real_face_clip(speed: float, second_face_from: int | None, n_frames: int = 30) -> tuple[list, dict]:
+    """Frames and ground truth of real photographs on a busy background, JPEG-compressed: the
+    astronaut's face (110 px) moving ``speed`` px a frame, and Grace Hopper's (130 px), still,
+    from frame ``second_face_from`` until 5 frames before the end."""
+    moving = FacePath(photo_face("astronaut", 110, 0.4), (20.0, 60.0), (speed, speed / 4), (0.0, 0.0), (320.0, 480.0))
+    paths = [moving]
+    if second_face_from is not None:
+        paths.append(FacePath(photo_face("hopper", 130, 0.4), (400.0, 150.0), (0.0, 0.0), (400.0, 150.0), (400.0, 150.0), first=second_face_from, last=n_frames - 6))
+    frames, truth = render(ClipSpec("test", background("rocket"), paths, n_frames=n_frames, jpeg=60, noise=2.0))
+    return frames, {"frames": truth}
+
+
+def test_a_face_moving_10_px_a_frame_is_never_lost(recognizer):
+    frames, truth = real_face_clip(speed=10.0, second_face_from=None)
+    records = [result.to_json() for result in recognizer.process_video(frames)]
+    score = score_clip(truth, records)
+    assert (score.right_frames, score.missed, score.false, score.switches) == (30, 0, 0, 0)
+
+
+def test_a_second_face_does_not_take_the_first_ones_track(recognizer):
+    frames, truth = real_face_clip(speed=4.0, second_face_from=12)
+    records = [result.to_json() for result in recognizer.process_video(frames)]
+    ids = [sorted(face["track_id"] for face in record["faces"]) for record in records]
+    # The moving face keeps its track throughout; the new face is found at the next whole-frame
+    # search (frame 20: every detect_every = 10 frames) and gets a track of its own.
+    assert recognizer.detect_every == 10
+    assert ids[:20] == [[1]] * 20 and ids[20:25] == [[1, 2]] * 5 and ids[25:] == [[1]] * 5
+    score = score_clip(truth, records)
+    assert (score.missed, score.false, score.switches) == (8, 0, 0)

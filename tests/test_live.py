@@ -20,6 +20,7 @@ import ferlight.inference
 from ferlight.data import CLASS_NAMES
 from ferlight.inference import Face
 from ferlight.live import main
+from ferlight.testing.live_clips import ClipSpec, FacePath, background, photo_face, write_clip
 from ferlight.video import annotate
 from live_data import compose_frames, write_fake_yunet, write_video
 
@@ -293,3 +294,17 @@ def test_module_entry_point_reports_bad_input_in_one_line(tmp_path, checkpoint):
     )
     assert result.returncode == 2
     assert result.stderr == f"error: no such file, folder or camera: {tmp_path / 'nowhere.mp4'}\n"
+
+
+def test_real_face_clip_gives_one_record_and_one_video_frame_per_input_frame(tmp_path, capsys, checkpoint):
+    face = FacePath(photo_face("hopper", 120, 0.5), (50.0, 50.0), (8.0, 3.0), (0.0, 0.0), (500.0, 300.0), first=3, last=14)
+    spec = ClipSpec("real", background("gravel"), [face], n_frames=18, jpeg=50)
+    video = write_clip(tmp_path, spec)
+    out, log = tmp_path / "annotated.mp4", tmp_path / "faces.jsonl"
+    assert run_cli(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)[0] == 0
+    records = read_jsonl(log)
+    assert [r["frame"] for r in records] == list(range(18))
+    assert [len(r["faces"]) for r in records] == [0] * 3 + [1] * 12 + [0] * 3
+    capture = cv2.VideoCapture(str(out))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 18
+    capture.release()

@@ -1,0 +1,107 @@
+"""The live benchmark's real-face clips (ferlight.testing.live_clips) and their scoring
+(ferlight.testing.live_scoring)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from ferlight.testing.live_clips import (
+    CLIP_KINDS,
+    ClipSpec,
+    FacePath,
+    background,
+    fer_face,
+    photo,
+    photo_face,
+    random_clip,
+    read_truth,
+    render,
+    write_clip,
+)
+from ferlight.testing.live_scoring import LiveScore, match, score_clip
+
+
+def still_face_clip(n_frames: int = 6) -> ClipSpec:
+    face = photo_face("astronaut", 100, 0.4)
+    path = FacePath(face, (100.0, 80.0), (10.0, 0.0), (0.0, 0.0), (640.0, 480.0), last=n_frames - 1)
+    return ClipSpec("moving", background("coffee"), [path], n_frames=n_frames)
+
+
+def test_rendered_face_is_where_its_truth_says():
+    spec = still_face_clip()
+    frames, truth = render(spec)
+    assert len(frames) == len(truth) == spec.n_frames
+    for t, (frame, faces) in enumerate(zip(frames, truth)):
+        assert frame.shape == (480, 640, 3)
+        (face,) = faces
+        x, y, w, h = face["box"]
+        assert face["visible"] == 1 and face["label"] is None and face["source"] == "astronaut"
+        assert (x, w) == (100 + 10 * t + spec.faces[0].face.box[0], 100)
+        # The pasted patch is in the frame at the truth box (undegraded clip: pixel for pixel).
+        px, py = spec.faces[0].corner(t)
+        patch = spec.faces[0].face.patch
+        np.testing.assert_array_equal(frame[py : py + patch.shape[0], px : px + patch.shape[1]], patch)
+
+
+def test_faces_partly_out_of_the_frame_are_marked_and_gone_faces_left_out():
+    face = fer_face(np.full((48, 48), 128, np.uint8), 3, 100)
+    path = FacePath(face, (-150.0, 0.0), (50.0, 0.0), (-150.0, 0.0), (600.0, 0.0))
+    spec = ClipSpec("enter", background("coffee"), [path], n_frames=5)
+    _, truth = render(spec)
+    assert truth[0] == []  # wholly outside
+    assert 0 < truth[2][0]["visible"] < 1  # x = -50: half in view
+    assert truth[3][0]["visible"] == 1 and truth[3][0]["label"] == 3
+
+
+def test_every_clip_kind_renders_with_photographs_alone():
+    rng = np.random.default_rng(0)
+    image = photo("hopper")
+    for kind in CLIP_KINDS:
+        spec = random_clip(kind, "heldout", rng, [], image)
+        spec.n_frames = 3
+        frames, truth = render(spec)
+        assert len(frames) == 3
+        assert len(spec.faces) == kind[1]
+
+
+def test_clip_and_truth_written_side_by_side(tmp_path):
+    video = write_clip(tmp_path, still_face_clip(4))
+    capture = cv2.VideoCapture(str(video))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames == 4
+    truth = read_truth(video)
+    assert (truth["width"], truth["height"], len(truth["frames"])) == (640, 480, 4)
+
+
+def test_matching_takes_best_overlaps_one_to_one():
+    truth = [[0, 0, 100, 100], [200, 0, 100, 100]]
+    assert match(truth, [[205, 5, 100, 100], [5, 0, 100, 100], [400, 400, 50, 50]]) == {1: 0, 0: 1}
+    assert match(truth, []) == {}
+    assert match(truth, [[60, 0, 100, 100]]) == {}  # IoU 0.25: not the face
+
+
+def test_score_counts_misses_false_faces_switches_and_flicker():
+    face = {"id": 0, "box": [0, 0, 100, 100], "visible": 1.0}
+    partial = {"id": 1, "box": [590, 0, 100, 100], "visible": 0.5}
+    truth = {"frames": [[face], [face, partial], [face], [face], []]}
+
+    def detected(track, label, box=(0, 0, 100, 100)):
+        return {"box": list(box), "track_id": track, "label": label}
+
+    records = [
+        {"faces": [detected(1, "happy")]},  # right
+        {"faces": [detected(1, "happy")]},  # right: the partial face may be missed
+        {"faces": []},  # missed
+        {"faces": [detected(2, "sad"), detected(9, "sad", (300, 300, 80, 80))]},  # a false face; id and label changed
+        {"faces": [detected(3, "sad", (590, 0, 100, 100))]},  # a false face
+    ]
+    score = score_clip(truth, records)
+    assert score == LiveScore(frames=5, right_frames=2, faces=4, missed=1, false=2, switches=1, label_changes=1, labelled_frames=2)
+    assert score.right_rate == pytest.approx(0.4)
+    assert score.flicker_per_100 == pytest.approx(50)
+    with pytest.raises(ValueError, match="4 records for 5 frames"):
+        score_clip(truth, records[:4])
