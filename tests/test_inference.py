@@ -7,6 +7,7 @@ how results flow, not which emotion wins.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -42,7 +43,8 @@ def one_torch_thread():
 
 @pytest.fixture(scope="module")
 def recognizer(checkpoint):
-    return Recognizer.from_checkpoint(checkpoint)
+    """float32, so that results can be compared with the model's own to 1e-5."""
+    return Recognizer.from_checkpoint(checkpoint, precision="32-true")
 
 
 @pytest.fixture(scope="module")
@@ -334,3 +336,18 @@ def test_a_second_face_does_not_take_the_first_ones_track(recognizer):
     assert ids[:20] == [[1]] * 20 and ids[20:25] == [[1, 2]] * 5 and ids[25:] == [[1]] * 5
     score = score_clip(truth, records)
     assert (score.missed, score.false, score.switches) == (8, 0, 0)
+
+
+def test_auto_precision_never_takes_bf16_without_native_bf16(tmp_path, checkpoint):
+    """Under ONEDNN_MAX_CPU_ISA=AVX2 (a CPU without native bf16, where bf16 is ~10x slower), the
+    live path runs in float32; an explicit precision wins; an unknown one is refused."""
+    code = (
+        "from ferlight.inference import Recognizer; import sys; "
+        "print(Recognizer.from_checkpoint(sys.argv[1]).precision.precision, "
+        "Recognizer.from_checkpoint(sys.argv[1], precision='bf16-mixed').precision.precision)"
+    )
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "FERLIGHT_CACHE": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code, str(checkpoint)], capture_output=True, text=True, timeout=120, env=env, check=True)
+    assert result.stdout.split() == ["32-true", "bf16-mixed"]
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
+        Recognizer.from_checkpoint(checkpoint, precision="fp8")
