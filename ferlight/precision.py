@@ -48,8 +48,8 @@ LOCK_TIMEOUT_S = 300
 NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # x86 without them: oneDNN emulates bf16, slower than float32
 # oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) that keep native bf16: AVX512_CORE_BF16, ..._AMX, AVX10_*, ALL
 BF16_ISA_WORDS = ("BF16", "AMX", "FP16", "AVX10", "ALL", "DEFAULT")
-TIMED_STEPS = 2  # per precision, after one warm-up step each
-GIVE_UP_RATIO = 2.0  # a bf16 step this many times slower than float32's is clearly slower: stop measuring
+TIMED_STEPS = 3  # per precision, after one warm-up step each
+GIVE_UP_RATIO = 4.0  # a bf16 step this many times slower than float32's is clearly slower: stop measuring
 INFER_MAX_BATCH = 256  # inference is measured on at most this many images (ten-crop batches are large)
 DTYPES = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 PRECISIONS = {dtype: name for name, dtype in DTYPES.items()}
