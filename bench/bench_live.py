@@ -7,7 +7,8 @@ label flicker and speed, per clip set, optionally beside the ``fer`` package in 
 Each clip runs through ``python -m ferlight.live``'s own loop (:func:`ferlight.live.run`: read,
 detect, classify, write the JSONL; no window, no video unless ``--output-video``) with the
 command's defaults, or with ``--set NAME=VALUE`` overrides (the Recognizer's options) to compare
-settings. Scores (:mod:`ferlight.testing.live_scoring`): frames with exactly the right faces,
+settings; ``--ceiling`` adds the same cascade searching every whole frame at full size, the most
+that scaling, near-face search and tracking could keep. Scores (:mod:`ferlight.testing.live_scoring`): frames with exactly the right faces,
 missed and false faces, track-id switches on faces that stay in view, label changes per 100
 frames; speed: fps over all frames of the set, and over the one-face clips, with detection and
 classification ms per frame. ``--peer`` runs the ``fer`` package (``bench/peer_fer.py``, its own
@@ -82,7 +83,7 @@ def summarise(results: dict[str, tuple], truths: dict[str, dict]) -> dict:
         frames, seconds = frames + n, seconds + secs
         detect += det or 0.0
         classify += cls or 0.0
-        if clip in ONE_FACE:
+        if clip.rsplit("-", 1)[0] in ONE_FACE:  # KIND-SEED
             one_face[0] += n
             one_face[1] += secs
     return {
@@ -118,6 +119,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="default: the model shipped with ferlight")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a Recognizer.from_checkpoint option, e.g. detect_every=5")
     parser.add_argument("--peer", action="store_true", help="also run the fer package on the same clips (bench/peer_fer.py)")
+    parser.add_argument("--ceiling", action="store_true", help="also run the same cascade alone: the whole frame at full size, every frame (what tracking and scaling could at best keep)")
     parser.add_argument("--output-video", action="store_true", help="also draw and write the annotated video, as --output does")
     parser.add_argument("--per-clip", action="store_true", help="print a row per clip too")
     parser.add_argument("--torch-threads", type=int, default=1, help="as the command's default (1)")
@@ -127,6 +129,7 @@ def main() -> None:
     options = {k: parse_value(v) for k, v in options.items()}
     recognizer = Recognizer.from_checkpoint(args.checkpoint, **options)
     label = "ferlight" + (f" ({', '.join(args.set)})" if args.set else " (defaults)")
+    exhaustive = Recognizer.from_checkpoint(args.checkpoint, **{**options, "detect_every": 1, "detect_scale": 1.0}) if args.ceiling else None
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         for set_name in args.sets:
@@ -143,6 +146,8 @@ def main() -> None:
             if args.per_clip:
                 for clip, sc in ours["per_clip"].items():
                     lines.append(f"|   {clip} | {set_name} | {sc.right_frames}/{sc.frames} | {sc.missed}/{sc.faces} | {sc.false} | {sc.switches} | {sc.flicker_per_100:.1f} | | | | |")
+            if exhaustive:
+                lines.append(row("the cascade alone (full size, every frame)", set_name, summarise(bench_ferlight(exhaustive, videos, workdir, False), truths)))
             if args.peer:
                 peer = summarise(bench_peer(args.clips, set_name, workdir), truths)
                 lines.append(row("fer package (peer)", set_name, peer, timed_stages=False))
