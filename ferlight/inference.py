@@ -7,11 +7,12 @@
     for result in recognizer.process_video("clip.mp4"):         # tracked and smoothed over time
         print(result.index, [(f.track_id, f.label) for f in result.faces])
 
-Each face is found by a detector (:mod:`ferlight.face_detection`), cropped, turned grey, resized
-to 48 x 48 and put through :func:`ferlight.data.preprocess.eval_transform`, the function training
-uses for evaluation; all faces of a frame go through the model in one batch. On video, faces keep
-an id from frame to frame (box overlap) and their probabilities are smoothed over time, so labels
-do not flicker. Needs torch and OpenCV only (no Lightning, no training code).
+Each face is found by a detector (:mod:`ferlight.face_detection`), cropped
+(:mod:`ferlight.face_crop`), turned grey, resized to 48 x 48 and put through
+:func:`ferlight.data.preprocess.eval_transform`, the function training uses for evaluation; all
+faces of a frame go through the model in one batch. On video, faces keep an id from frame to
+frame (overlap with where each face is predicted to be) and their probabilities are smoothed over
+time, so labels do not flicker. Needs torch and OpenCV only (no Lightning, no training code).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from ferlight.checkpoint import LoadedModel, load_model, resolve_checkpoint
 from ferlight.data.preprocess import IMAGE_SIZE, eval_transform
 from ferlight.errors import ConfigError, DataError
+from ferlight.face_crop import face_crops
 from ferlight.precision import AUTO, DTYPES, Decision, autocast, inference_decision
 from ferlight.face_detection import (
     DETECT_SCALE,
@@ -275,7 +277,7 @@ class Recognizer:
         """The faces in one BGR or grey image (whole-image search, no tracking, no smoothing)."""
         image = _check_image(image)
         boxes = self.detector.detect(image)
-        return self._faces(boxes, self.classify(_crops(image, boxes)), [None] * len(boxes))
+        return self._faces(boxes, self.classify(face_crops(image, boxes)), [None] * len(boxes))
 
     def process_video(
         self, source: int | str | os.PathLike | Iterable[np.ndarray | Frame], max_frames: int | None = None
@@ -304,7 +306,7 @@ class Recognizer:
             else:
                 boxes, since_full_search = self._find(image, tracker, since_full_search)
             detected = time.perf_counter()
-            probabilities = self.classify(_crops(image, boxes))
+            probabilities = self.classify(face_crops(image, boxes))
             classified = time.perf_counter()
             if photos:
                 ids = [None] * len(boxes)
@@ -345,8 +347,3 @@ class Recognizer:
             named = {name: float(v) for name, v in zip(self.class_names, p)}
             faces.append(Face(tuple(int(v) for v in box), named, self.class_names[int(np.argmax(p))], track_id))
         return faces
-
-
-def _crops(image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
-    return [image[y : y + h, x : x + w] for x, y, w, h in boxes]
-

@@ -91,8 +91,7 @@ from ferlight.models import create_model
 model = create_model("fervgg_small", num_classes=7, width=8)
 train = precision.resolve_training_precision("auto", "cpu", model, 16, 40)
 infer = precision.resolve_inference_precision(model, "cpu", (16, 1, 40, 40))
-measured = precision.measure(model, (8, 1, 40, 40), "train")  # the benchmark itself, under the cap
-print(json.dumps({"train": train.precision, "reason": train.reason, "infer": str(infer), "measured": measured}))
+print(json.dumps({"train": train.precision, "reason": train.reason, "infer": str(infer), "measured": train.measured}))
 """
 
 
@@ -104,5 +103,6 @@ def test_auto_never_picks_bf16_on_a_cpu_without_native_bf16(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert (got["train"], got["infer"]) == ("32-true", "torch.float32"), got
-    # and the benchmark agrees: under the cap bf16 is measured slower, so it could not be chosen either
-    assert got["measured"]["speedup"] < precision.MIN_SPEEDUP, got["measured"]
+    # decided from what oneDNN reports, without a benchmark (a timed comparison of a tiny model
+    # on a shared machine is noise: it once measured bf16 1.21x faster under the cap)
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in got["reason"] and got["measured"] == {}, got
