@@ -36,6 +36,7 @@ SIZE = (640, 480)
 FPS = 15.0
 N_FRAMES = 90
 SEEDS = (0, 1)  # each seed gives one clip of every kind
+FER_PAD = 0.25  # FER2013 faces are padded by this share of their side on each side
 SETS = ("tune", "heldout")
 # Per set: the photograph, the background images and the FER2013 Usage its faces come from.
 SET_SOURCES = {
@@ -56,6 +57,7 @@ class FaceImage:
     box: tuple[int, int, int, int]
     label: int | None
     source: str
+    alpha: np.ndarray | None = None  # H x W x 1 opacity in [0, 1]; None: wholly opaque
 
 
 @dataclass
@@ -152,10 +154,18 @@ def photo_face(name: str, side: int, context: float, image: np.ndarray | None = 
     return FaceImage(patch, box, None, name)
 
 
-def fer_face(pixels: np.ndarray, label: int, side: int) -> FaceImage:
-    """A 48 x 48 FER2013 face upscaled to ``side`` px (the face box is the whole patch)."""
+def fer_face(pixels: np.ndarray, label: int, side: int, pad: float = FER_PAD) -> FaceImage:
+    """A 48 x 48 FER2013 face upscaled to ``side`` px and padded by ``pad`` x ``side`` on each
+    side with its edge pixels, the padding fading into the background: FER2013's tight crops
+    otherwise meet the background at a hard square edge that no camera shows. The face box is the
+    upscaled face."""
     grey = cv2.resize(pixels, (side, side), interpolation=cv2.INTER_CUBIC)
-    return FaceImage(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), (0, 0, side, side), int(label), "fer2013")
+    m = int(round(pad * side))
+    padded = cv2.copyMakeBorder(grey, m, m, m, m, cv2.BORDER_REPLICATE)
+    ramp = np.minimum(np.arange(side + 2 * m), np.arange(side + 2 * m)[::-1]).astype(np.float32)
+    fade = np.clip(ramp / max(m, 1), 0, 1)
+    alpha = np.minimum(fade[:, None], fade[None, :])[..., None]
+    return FaceImage(cv2.cvtColor(padded, cv2.COLOR_GRAY2BGR), (m, m, side, side), int(label), "fer2013", alpha)
 
 
 _CASCADES: list[cv2.CascadeClassifier] = []
@@ -291,7 +301,11 @@ def render(spec: ClipSpec) -> tuple[list[np.ndarray], list[list[dict]]]:
             left, top, right, bottom = max(x, 0), max(y, 0), min(x + pw, width), min(y + ph, height)
             if right <= left or bottom <= top:
                 continue
-            frame[top:bottom, left:right] = patch[top - y : bottom - y, left - x : right - x]
+            part = patch[top - y : bottom - y, left - x : right - x]
+            if path.face.alpha is not None:
+                alpha = path.face.alpha[top - y : bottom - y, left - x : right - x]
+                part = (alpha * part + (1 - alpha) * frame[top:bottom, left:right]).astype(np.uint8)
+            frame[top:bottom, left:right] = part
             bx, by, bw, bh = path.face.box
             box = (x + bx, y + by, bw, bh)
             inside = max(0, min(box[0] + bw, width) - max(box[0], 0)) * max(0, min(box[1] + bh, height) - max(box[1], 0))
