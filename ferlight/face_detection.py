@@ -223,6 +223,22 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
+def match_boxes(a: np.ndarray, b: np.ndarray, min_iou: float) -> dict[int, int]:
+    """Greedy one-to-one matching of boxes ``a`` to boxes ``b``, best overlap first, pairs of IoU
+    >= ``min_iou`` only: {index in a: index in b}."""
+    if not len(a) or not len(b):
+        return {}
+    iou = box_iou(a, b)
+    pairs: dict[int, int] = {}
+    for flat in np.argsort(iou, axis=None)[::-1]:
+        i, j = (int(k) for k in np.unravel_index(flat, iou.shape))
+        if iou[i, j] < min_iou:
+            break
+        if i not in pairs and j not in pairs.values():
+            pairs[i] = j
+    return pairs
+
+
 def _first_line(err: cv2.error) -> str:
     """OpenCV's message without its source-file prefix: ``OpenCV(4.x) file.cpp:12: error: (-5) msg``."""
     lines = str(err).strip().splitlines()

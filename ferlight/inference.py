@@ -40,6 +40,7 @@ from ferlight.face_detection import (
     HaarDetector,
     box_iou,
     create_detector,
+    match_boxes,
     to_grey,
 )
 from ferlight.video import Frame, ImageSource, open_source
@@ -138,15 +139,7 @@ class FaceTracker:
     def update(self, boxes: np.ndarray, probabilities: np.ndarray) -> tuple[list[int], np.ndarray]:
         """Track ids and smoothed probabilities for this frame's detections, in their order."""
         boxes = np.asarray(boxes).reshape(-1, 4)
-        matches: dict[int, int] = {}  # detection index -> track index
-        if self.tracks and len(boxes):
-            iou = box_iou(boxes, self.predicted_boxes())
-            for flat in np.argsort(iou, axis=None)[::-1]:
-                det, trk = (int(i) for i in np.unravel_index(flat, iou.shape))
-                if iou[det, trk] < self.min_iou:
-                    break
-                if det not in matches and trk not in matches.values():
-                    matches[det] = trk
+        matches = match_boxes(boxes, self.predicted_boxes(), self.min_iou)  # detection -> track index
         ids, smoothed = [], np.empty_like(probabilities)
         for det, (box, p) in enumerate(zip(boxes, probabilities)):
             if det in matches:

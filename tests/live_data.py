@@ -11,15 +11,11 @@ from __future__ import annotations
 import os
 
 import cv2
-import matplotlib.cbook
 import numpy as np
-import skimage.data
 
+from ferlight.testing.live_clips import PHOTO_FACES, photo, write_video  # noqa: F401  (write_video: for the tests)
 
 FACE_SIZE = 90  # side of a face in the composed frames, pixels
-# Face box (x, y, w, h) in each original photo, as the Haar cascade finds it.
-_ASTRONAUT_FACE = (177, 66, 95, 95)
-_HOPPER_FACE = (155, 105, 222, 222)
 SWING = 20  # frames a face moves one way before turning back
 _MARGIN = 0.4  # context kept around a face, as a fraction of its side (the cascade needs some)
 
@@ -35,10 +31,7 @@ def _patch(image_bgr: np.ndarray, face: tuple[int, int, int, int]) -> np.ndarray
 
 def face_patches() -> list[np.ndarray]:
     """Four BGR patches, each a face centred with a margin: two photos and their mirror images."""
-    astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    hopper_path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    hopper = cv2.imread(str(hopper_path))
-    patches = [_patch(astronaut, _ASTRONAUT_FACE), _patch(hopper, _HOPPER_FACE)]
+    patches = [_patch(photo(name), PHOTO_FACES[name]) for name in ("astronaut", "hopper")]
     return patches + [p[:, ::-1].copy() for p in patches]
 
 
@@ -82,17 +75,6 @@ def compose_frames(
         frames.append(frame)
         boxes.append(frame_boxes)
     return frames, boxes
-
-
-def write_video(path: str | os.PathLike, frames: list[np.ndarray], fps: float = 20.0) -> None:
-    """Write ``frames`` with cv2.VideoWriter (mp4v for .mp4, MJPG for .avi)."""
-    fourcc = "MJPG" if str(path).endswith(".avi") else "mp4v"
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
-    assert writer.isOpened(), f"cannot write {path}"
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
 
 
 def write_fake_yunet(path: str | os.PathLike):

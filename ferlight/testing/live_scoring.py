@@ -14,32 +14,14 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ferlight.face_detection import match_boxes
+
 MIN_IOU = 0.3
-
-
-def box_iou(a, b) -> np.ndarray:
-    """IoU of every box of ``a`` (N x 4, x y w h) with every box of ``b`` (M x 4)."""
-    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 1, 4), np.asarray(b, dtype=np.float64).reshape(1, -1, 4)
-    inter_w = np.clip(np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    inter_h = np.clip(np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = inter_w * inter_h
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 def match(truth_boxes, detected_boxes, min_iou: float = MIN_IOU) -> dict[int, int]:
     """Greedy one-to-one matching, best overlap first: {truth index: detection index}."""
-    if not len(truth_boxes) or not len(detected_boxes):
-        return {}
-    iou = box_iou(truth_boxes, detected_boxes)
-    pairs: dict[int, int] = {}
-    for flat in np.argsort(iou, axis=None)[::-1]:
-        t, d = (int(i) for i in np.unravel_index(flat, iou.shape))
-        if iou[t, d] < min_iou:
-            break
-        if t not in pairs and d not in pairs.values():
-            pairs[t] = d
-    return pairs
+    return match_boxes(np.asarray(truth_boxes).reshape(-1, 4), np.asarray(detected_boxes).reshape(-1, 4), min_iou)
 
 
 @dataclass
