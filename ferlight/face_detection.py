@@ -23,15 +23,15 @@ from ferlight.errors import ConfigError
 
 DETECTORS = ("haar", "yunet")
 # OpenCV's frontal-face cascades differ: on the live benchmark's tuning clips (bench/RESULTS.md)
-# "alt2" missed 5 of 549 faces in whole-frame searches where "default" missed 10, with fewer
-# false faces and in less time.
+# the whole pipeline got 1,966 of 2,160 frames right with "alt2" and 1,910 with "default" (0 false
+# faces vs 23); whole-frame searches missed 5 of 549 faces vs 10.
 HAAR_CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt2.xml"
 # Defaults chosen on the live benchmark's tuning clips (bench/bench_live.py, real faces of 60-250
 # px on busy backgrounds; measured on its held-out clips, bench/RESULTS.md): the whole frame is
 # searched at 3/4 size for faces of 60 px and more (at half size, 60-80 px faces were missed);
 # scale factor 1.1 is OpenCV's default; 4 neighbours (OpenCV's 5 missed more faces, 3 gave false
 # ones). The grey frame is searched as it is: equalising its histogram first lost more faces
-# (146 of 1,080 frames wrong instead of 63) and took longer.
+# (146 of 1,080 frames wrong instead of 63, an earlier 12-clip tuning set) and took longer.
 DETECT_SCALE = 0.75
 MIN_FACE = 60
 SCALE_FACTOR = 1.1

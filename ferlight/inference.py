@@ -30,7 +30,6 @@ from ferlight.checkpoint import LoadedModel, load_model, resolve_checkpoint
 from ferlight.data.preprocess import IMAGE_SIZE, eval_transform
 from ferlight.errors import ConfigError, DataError
 from ferlight.face_crop import face_crops
-from ferlight.precision import AUTO, DTYPES, Decision, autocast, inference_decision
 from ferlight.face_detection import (
     DETECT_SCALE,
     MIN_FACE,
@@ -43,6 +42,7 @@ from ferlight.face_detection import (
     match_boxes,
     to_grey,
 )
+from ferlight.precision import AUTO, DTYPES, Decision, autocast, inference_decision
 from ferlight.video import Frame, ImageSource, open_source
 
 # Weight of a face's past probabilities in each frame's (0: no smoothing). On the live benchmark's
