@@ -135,7 +135,8 @@ def main() -> None:
         for set_name in args.sets:
             videos = sorted((args.clips / set_name).glob("*.mp4"))
             if not videos:
-                raise SystemExit(f"error: no clips in {args.clips / set_name}: run bench/make_live_clips.py first")
+                print(f"error: no clips in {args.clips / set_name}: run bench/make_live_clips.py first", file=sys.stderr)
+                raise SystemExit(2)
             truths = {v.stem: read_truth(v) for v in videos}
             workdir = Path(tmp) / set_name
             workdir.mkdir()
