@@ -20,7 +20,7 @@ from ferlight.checkpoint import load_model, resolve_checkpoint
 from ferlight.config import build_parser, parse_namespace, to_config
 from ferlight.data import load_fer2013, split_protocol
 from ferlight.errors import ConfigError, exit_on_error
-from ferlight.evaluation import auto_decision, evaluate
+from ferlight.evaluation import evaluate, precision_decision
 from ferlight.reports import format_report, write_report
 
 
@@ -62,7 +62,7 @@ def run_evaluation(cfg: EvalConfig):
     index = split_protocol(data, cfg.protocol)[cfg.split]
     precision = cfg.precision
     if precision == "auto":
-        decision = auto_decision(models, cfg.tta, cfg.batch_size, cfg.device, cfg.cache_dir)
+        decision = precision_decision(models, cfg.tta, cfg.batch_size, cfg.device, cache_dir=cfg.cache_dir)
         print(decision.line(), file=sys.stderr, flush=True)
         precision = decision.precision
     result = evaluate(models, data.images[index], data.labels[index], cfg.tta, cfg.batch_size, cfg.device, precision)

@@ -16,7 +16,7 @@ from torch import nn
 from ferlight.checkpoint import LoadedModel
 from ferlight.data.preprocess import normalize, tta_views
 from ferlight.errors import ConfigError
-from ferlight.precision import AUTO, DTYPES, autocast, inference_decision
+from ferlight.precision import AUTO, autocast, inference_decision
 from ferlight.reports import classification_report
 
 
@@ -27,27 +27,18 @@ def tta_probabilities(model: nn.Module, x: torch.Tensor, tta: str, crop_size: in
     return logits.float().softmax(-1).mean(0)
 
 
-def resolve_precision(
+def precision_decision(
     models: Sequence[LoadedModel], tta: str = "none", batch_size: int = 256, device="cpu", precision: str = AUTO,
     cache_dir=None,
-) -> torch.dtype:
-    """The autocast dtype for evaluating ``models``: ``precision`` (32-true, bf16-mixed, 16-mixed),
-    or with ``auto`` the fastest on this machine for the first model at the batches it will see
-    (:func:`ferlight.precision.resolve_inference_precision`)."""
-    if precision != AUTO:
-        if precision not in DTYPES:
-            raise ConfigError(f"unknown precision {precision!r}; choose from auto, {', '.join(DTYPES)}")
-        return DTYPES[precision]
-    return auto_decision(models, tta, batch_size, device, cache_dir).dtype
-
-
-def auto_decision(models: Sequence[LoadedModel], tta: str, batch_size: int, device="cpu", cache_dir=None):
-    """What ``auto`` chooses for ``models`` (with its one-line reason); the benchmark's result is
-    cached in ``cache_dir`` (default: the ferlight cache folder)."""
+):
+    """The precision for evaluating ``models``, with its one-line reason: ``precision`` (32-true,
+    bf16-mixed, 16-mixed) as given, or with ``auto`` the fastest on this machine for the first model
+    at the batches it will see (the benchmark's result is cached in ``cache_dir``, default: the
+    ferlight cache folder; :func:`ferlight.precision.inference_decision`)."""
     first = models[0]
     views = len(tta_views(torch.zeros(1, 1, 48, 48), tta, first.crop_size))
     shape = (batch_size * views, 1, first.crop_size, first.crop_size)
-    return inference_decision(first.model, device, shape, cache_dir=cache_dir)
+    return inference_decision(first.model, device, shape, cache_dir=cache_dir, precision=precision)
 
 
 @torch.inference_mode()
@@ -67,7 +58,7 @@ def predict_proba(
     if len(names) > 1:
         raise ConfigError(f"the ensemble's models predict different classes: {sorted(names)}")
     nets = [m.model.to(device).eval() for m in models]
-    dtype = resolve_precision(models, tta, batch_size, device, precision)
+    dtype = precision_decision(models, tta, batch_size, device, precision).dtype
     out = []
     for start in range(0, len(images), batch_size):
         x = normalize(torch.from_numpy(images[start : start + batch_size]).to(device))

@@ -42,7 +42,7 @@ from ferlight.face_detection import (
     match_boxes,
     to_grey,
 )
-from ferlight.precision import AUTO, DTYPES, Decision, autocast, inference_decision
+from ferlight.precision import AUTO, autocast, inference_decision
 from ferlight.video import Frame, ImageSource, open_source
 
 # Weight of a face's past probabilities in each frame's (0: no smoothing). On the live benchmark's
@@ -213,12 +213,8 @@ class Recognizer:
         self.detector = detector or HaarDetector()
         self.smoothing = smoothing
         self.detect_every = detect_every
-        if precision == AUTO:
-            self.precision = inference_decision(self.model, self.device, (1, 1, self.crop_size, self.crop_size), channels_last=True)
-        elif precision in DTYPES:
-            self.precision = Decision(precision, "set explicitly")
-        else:
-            raise ConfigError(f"unknown precision {precision!r}; choose from {AUTO}, {', '.join(DTYPES)}")
+        shape = (1, 1, self.crop_size, self.crop_size)  # one face: what a camera mostly shows
+        self.precision = inference_decision(self.model, self.device, shape, channels_last=True, precision=precision)
 
     @classmethod
     def from_checkpoint(

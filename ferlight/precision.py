@@ -39,6 +39,7 @@ from torch import nn
 
 from ferlight import hardware
 from ferlight.atomic import atomic_output
+from ferlight.errors import ConfigError
 
 AUTO = "auto"
 MIN_SPEEDUP = 1.2  # bf16 must be this much faster than float32 to be chosen on a CPU
@@ -106,8 +107,14 @@ def inference_decision(
     batch_shape: tuple[int, ...],
     channels_last: bool | None = None,
     cache_dir: str | os.PathLike | None = None,
+    precision: str = AUTO,
 ) -> Decision:
-    """:func:`resolve_inference_precision` with its reason."""
+    """:func:`resolve_inference_precision` with its reason; ``precision`` other than ``auto`` wins
+    as given (32-true, bf16-mixed or 16-mixed; anything else is a ConfigError)."""
+    if precision != AUTO:
+        if precision not in DTYPES:
+            raise ConfigError(f"unknown precision {precision!r}; choose from {AUTO}, {', '.join(DTYPES)}")
+        return Decision(precision, "set explicitly")
     device = torch.device(device)
     if channels_last is None:
         channels_last = _is_channels_last(model)
