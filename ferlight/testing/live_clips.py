@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -45,7 +45,6 @@ SET_SOURCES = {
 }
 # Face box (x, y, w, h) in each photograph.
 PHOTO_FACES = {"astronaut": (177, 66, 95, 95), "hopper": (155, 105, 222, 222)}
-HAAR_CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
 FRONTAL_CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt.xml", "haarcascade_frontalface_alt2.xml")
 
 
@@ -91,7 +90,6 @@ class ClipSpec:
     blur: float = 0.0  # Gaussian sigma, px
     noise: float = 0.0  # sensor noise sigma, grey levels
     jpeg: int | None = None  # JPEG quality of each frame
-    notes: dict = field(default_factory=dict)
 
 
 def _bounce(x: float, low: float, high: float) -> float:
@@ -177,7 +175,7 @@ def is_frontal(pixels: np.ndarray) -> bool:
     canvas: the screen FER2013 faces pass to be used. Several cascades, so that the screen does
     not favour the one the live detector uses."""
     if not _CASCADES:
-        _CASCADES.extend(cv2.CascadeClassifier(str(HAAR_CASCADE.with_name(name))) for name in FRONTAL_CASCADES)
+        _CASCADES.extend(cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / name)) for name in FRONTAL_CASCADES)
     canvas = np.full((288, 288), 128, np.uint8)
     canvas[72:216, 72:216] = cv2.resize(pixels, (144, 144), interpolation=cv2.INTER_CUBIC)
     for cascade in _CASCADES:
