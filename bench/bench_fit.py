@@ -15,7 +15,7 @@ is what ``--precision auto`` chooses here for the same model and batch.
 
 from __future__ import annotations
 
-from ferlight import hardware
+from ferlight.hardware import machine as hardware
 
 hardware.prefer_passive_openmp()  # as python -m ferlight.fit does, before torch loads
 
@@ -30,11 +30,12 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
-from ferlight import precision, tracking
-from ferlight.config import FitConfig
+from ferlight.hardware import precision
+from ferlight.tracking import store as tracking
+from ferlight.training.config import FitConfig
 from ferlight.data import BatchAugment
 from ferlight.data.preprocess import normalize
-from ferlight.training import build_datamodule, build_module
+from ferlight.training.run import build_datamodule, build_module
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013.csv.gz"
 

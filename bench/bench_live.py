@@ -28,8 +28,8 @@ from pathlib import Path
 import cv2
 import torch
 
-from ferlight.hardware import summary as describe_machine
-from ferlight.inference import Recognizer
+from ferlight.hardware.machine import summary as describe_machine
+from ferlight.inference.recognizer import Recognizer
 from ferlight.live import run
 from ferlight.testing.live_clips import read_truth
 from ferlight.testing.live_scoring import LiveScore, score_clip

@@ -8,10 +8,10 @@ Each face of the split (standard protocol: ``val`` is PublicTest, ``test`` Priva
 from 48 px to a random side in [``--min-side``, ``--max-side``] px (cv2.INTER_CUBIC) and pasted, grey,
 into a 640 x 480 natural image shipped by scikit-image, at a random position wholly inside the
 frame (``--placement edge``: flush with a random frame edge; ``cut``: 5-30% of it past that edge),
-one face per frame, reproducibly from ``--seed`` and the face's row. :class:`ferlight.face_detection.HaarDetector`, built with its
+one face per frame, reproducibly from ``--seed`` and the face's row. :class:`ferlight.inference.detection.HaarDetector`, built with its
 defaults at run time (printed), searches the frame; the detection whose centre lies inside the
 pasted face (the best overlap if several) is the face, any other box a false face. Each crop
-geometry (:mod:`ferlight.face_crop`) cuts that box out and :meth:`ferlight.inference.Recognizer.classify`
+geometry (:mod:`ferlight.inference.crops`) cuts that box out and :meth:`ferlight.inference.recognizer.Recognizer.classify`
 classifies it (grey, 48 x 48 by INTER_AREA, ``eval_transform``): the live accuracy. The direct
 accuracy is the model on the original 48 x 48 pixels through ``eval_transform``, exactly what
 ``python -m ferlight.evaluate --protocol standard --split ... --tta none`` computes, on the same
@@ -44,12 +44,12 @@ import cv2
 import numpy as np
 import torch
 
-from ferlight.checkpoint import load_model
+from ferlight.inference.checkpoint import load_model
 from ferlight.data import load_fer2013, split_protocol
-from ferlight.evaluation import predict_proba
-from ferlight.face_crop import CROP_ASPECT, CROP_EDGE, CROP_MARGIN, CROP_SHIFT, EDGE_MODES, crop_box, cut
-from ferlight.face_detection import HaarDetector, box_iou
-from ferlight.inference import Recognizer
+from ferlight.evaluation.predict import predict_proba
+from ferlight.inference.crops import CROP_ASPECT, CROP_EDGE, CROP_MARGIN, CROP_SHIFT, EDGE_MODES, crop_box, cut
+from ferlight.inference.detection import HaarDetector, box_iou
+from ferlight.inference.recognizer import Recognizer
 from ferlight.weights import DEFAULT_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Run the paper's whole grid (its Figures 5 and 7) and write results/paper_grid.md.
 
-The grid is ``sweeps/paper_grid.yaml`` run as a ferlight study (:func:`ferlight.study.run_sweep`):
+The grid is ``sweeps/paper_grid.yaml`` run as a ferlight study (:func:`ferlight.study.runner.run_sweep`):
 every point is one ``ferlight.fit`` run, tracked in MLflow under the study's parent run, and
 ``--workers`` runs several points at once (small models leave most of a GPU idle). A study that
 was cut off resumes where it stopped when the same command runs again. Protocol ``paper``: the
@@ -23,12 +23,13 @@ from pathlib import Path
 import mlflow
 from optuna.trial import TrialState
 
-from ferlight import hardware, tracking
-from ferlight.config import FitConfig
+from ferlight.hardware import machine as hardware
+from ferlight.tracking import store as tracking
+from ferlight.training.config import FitConfig
 from ferlight.errors import exit_on_error
-from ferlight.reports import write_text
-from ferlight.study import MLFLOW_RUN, SweepOptions, run_sweep
-from ferlight.study_file import POINT, StudySpec, load_study_spec
+from ferlight.evaluation.reports import write_text
+from ferlight.study.runner import MLFLOW_RUN, SweepOptions, run_sweep
+from ferlight.study.spec import POINT, StudySpec, load_study_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 # Test accuracies the paper reports (test = PublicTest + PrivateTest). The paper gives one figure

@@ -32,6 +32,13 @@ class CheckpointError(FerlightError):
     """A checkpoint is missing or was not written by ferlight."""
 
 
+def first_line(err: BaseException, lines: int = 1) -> str:
+    """The first non-blank line(s) of an exception's message, joined: the part a user needs from
+    libraries (SQLAlchemy, OpenCV, jsonargparse) that add a traceback-like tail."""
+    text = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " ".join(text[:lines])
+
+
 def exit_on_error(main: F) -> F:
     """Run ``main``; on a :class:`FerlightError` print one line and exit with status 2."""
 

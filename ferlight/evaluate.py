@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from ferlight.checkpoint import load_model, resolve_checkpoint
-from ferlight.config import build_parser, parse_namespace, to_config
+from ferlight.inference.checkpoint import load_model, resolve_checkpoint
+from ferlight.training.config import build_parser, parse_namespace, to_config
 from ferlight.data import load_fer2013, split_protocol
 from ferlight.errors import ConfigError, exit_on_error
-from ferlight.evaluation import evaluate, precision_decision
-from ferlight.reports import format_report, write_report
+from ferlight.evaluation.predict import evaluate, precision_decision
+from ferlight.evaluation.reports import format_report, write_report
 
 
 @dataclass
@@ -75,7 +75,7 @@ def run_evaluation(cfg: EvalConfig):
 def _log(cfg: EvalConfig, result) -> None:
     import mlflow
 
-    from ferlight.tracking import ensure_store
+    from ferlight.tracking.store import ensure_store
 
     client = mlflow.MlflowClient(ensure_store(cfg.tracking_uri))
     key = f"eval/{cfg.protocol}/{cfg.split}/{cfg.tta}"

@@ -7,7 +7,7 @@
 
 In the window, q or Esc quits (a key moves on to the next image when the source is images).
 Ctrl-C stops a headless run; the outputs written so far are kept, complete. A thin layer over
-:class:`ferlight.inference.Recognizer`.
+:class:`ferlight.inference.recognizer.Recognizer`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import cv2
 import torch
 from jsonargparse import ArgumentParser
 
-from ferlight.config import parse_namespace
+from ferlight.training.config import parse_namespace
 from ferlight.errors import ConfigError, exit_on_error
-from ferlight.face_detection import DETECT_SCALE, DETECTORS, MIN_FACE, MIN_NEIGHBORS, SCALE_FACTOR
-from ferlight.inference import DETECT_EVERY, SMOOTHING, Recognizer
-from ferlight.video import ImageSource, JsonlSink, VideoSink, annotate, open_source
+from ferlight.inference.detection import DETECT_SCALE, DETECTORS, MIN_FACE, MIN_NEIGHBORS, SCALE_FACTOR
+from ferlight.inference.recognizer import DETECT_EVERY, SMOOTHING, Recognizer
+from ferlight.inference.video import ImageSource, JsonlSink, VideoSink, annotate, open_source
 
 WINDOW = "ferlight"
 QUIT_KEYS = (ord("q"), 27)  # q, Esc

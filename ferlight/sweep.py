@@ -15,10 +15,10 @@ from typing import Sequence
 import optuna
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from ferlight.config import FitConfig, add_dataclass_arguments, parse_namespace, to_config
+from ferlight.training.config import FitConfig, add_dataclass_arguments, parse_namespace, to_config
 from ferlight.errors import exit_on_error
-from ferlight.study import SweepOptions, run_sweep, trials_table
-from ferlight.study_file import MANAGED_FIELDS, load_study_spec
+from ferlight.study.runner import SweepOptions, run_sweep, trials_table
+from ferlight.study.spec import MANAGED_FIELDS, load_study_spec
 
 EXIT_INTERRUPTED = 130
 

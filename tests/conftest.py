@@ -1,11 +1,67 @@
-"""Fixtures that several test modules share."""
+"""Fixtures that several test modules share: tiny data, a random-weight checkpoint, a fresh working
+folder, and ferlight's commands run as child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from fake_checkpoint import save_checkpoint
+from ferlight.testing.checkpoints import save_checkpoint
+from ferlight.testing.tiny_data import write_tiny_fer2013
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory):
+    """A tiny learnable FER2013 CSV (ferlight.testing.tiny_data)."""
+    return write_tiny_fer2013(tmp_path_factory.mktemp("data") / "fer2013.csv")
 
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory):
     """A random-weight fervgg_small checkpoint (tests that need their own define ``checkpoint`` locally)."""
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.ckpt")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh working folder (the default MLflow and Optuna stores land here) with its own data cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FERLIGHT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+def _command(name: str, args) -> list[str]:
+    return [sys.executable, "-m", f"ferlight.{name}", *map(str, args)]
+
+
+def _default_sigint() -> None:
+    """Popen's preexec_fn: let the child take Ctrl-C even when pytest runs as a background job
+    (a non-interactive shell starts those with SIGINT ignored, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="session")
+def run_command():
+    """``run_command("fit", *args, cwd=...)``: ``python -m ferlight.fit ARGS`` to its end, output captured."""
+
+    def run(name: str, *args, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return subprocess.run(_command(name, args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def start_command():
+    """``start_command("sweep", *args, cwd=...)``: the command started, stderr piped, Ctrl-C deliverable."""
+
+    def start(name: str, *args, cwd) -> subprocess.Popen:
+        return subprocess.Popen(_command(name, args), cwd=cwd, text=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env={**os.environ}, preexec_fn=_default_sigint)
+
+    return start

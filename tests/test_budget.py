@@ -7,9 +7,9 @@ import mlflow
 import pytest
 from lightning.pytorch.callbacks import Callback, Timer
 
-from ferlight.config import FitConfig
-from ferlight.training import run_fit
-from tiny_data import write_tiny_fer2013
+from ferlight.training.config import FitConfig
+from ferlight.training.run import run_fit
+from ferlight.testing.tiny_data import write_tiny_fer2013
 
 BUDGET_S = 6
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ferlight.checkpoint import PREFIX, load_model, read_checkpoint, save_slim
+from ferlight.inference.checkpoint import PREFIX, load_model, read_checkpoint, save_slim
 from ferlight.data import CLASS_NAMES
 from ferlight.errors import CheckpointError
 from ferlight.models import create_model

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ferlight.evaluate import EvalConfig, main, run_evaluation
-from fake_checkpoint import save_checkpoint
-from tiny_data import PER_CLASS, write_tiny_fer2013
+from ferlight.testing.checkpoints import save_checkpoint
+from ferlight.testing.tiny_data import PER_CLASS, write_tiny_fer2013
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
-"""The crop geometry of ferlight.face_crop: margins, aspect, shift, the frame edge, order and count."""
+"""The crop geometry of ferlight.inference.crops: margins, aspect, shift, the frame edge, order and count."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ferlight.face_crop import (
+from ferlight.inference.crops import (
     CROP_ASPECT,
     CROP_EDGE,
     CROP_MARGIN,

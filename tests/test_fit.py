@@ -17,13 +17,14 @@ import pytest
 import torch
 import yaml
 
-from ferlight import hardware, precision
-from ferlight.checkpoint import load_model
+from ferlight.hardware import machine as hardware
+from ferlight.hardware import precision
+from ferlight.inference.checkpoint import load_model
 from ferlight.data import CLASS_NAMES
 from ferlight.fit import main
 from ferlight.models import list_models
 from subprocesses import default_sigint
-from tiny_data import PER_CLASS, write_tiny_fer2013
+from ferlight.testing.tiny_data import PER_CLASS, write_tiny_fer2013
 
 
 @pytest.fixture(scope="module")

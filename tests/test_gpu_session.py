@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny_data import write_tiny_fer2013
+from ferlight.testing.tiny_data import write_tiny_fer2013
 
 ROOT = Path(__file__).resolve().parents[1]
 

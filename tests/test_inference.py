@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 import torch
 
-import ferlight.checkpoint
+import ferlight.inference.checkpoint
 import ferlight.data
-from ferlight.checkpoint import load_model
+from ferlight.inference.checkpoint import load_model
 from ferlight.data.preprocess import eval_transform
 from ferlight.errors import CheckpointError, ConfigError, DataError
-from ferlight.face_detection import FaceDetector, box_iou, create_detector
-from ferlight.inference import Face, FaceTracker, Recognizer, resolve_checkpoint
+from ferlight.inference.detection import FaceDetector, box_iou, create_detector
+from ferlight.inference.recognizer import Face, FaceTracker, Recognizer, resolve_checkpoint
 from ferlight.testing.live_clips import ClipSpec, FacePath, background, photo_face, render
 from ferlight.testing.live_scoring import score_clip
-from fake_checkpoint import save_checkpoint
+from ferlight.testing.checkpoints import save_checkpoint
 from live_data import compose_frames, write_fake_yunet, write_video
 
 CLASS_NAMES = tuple(ferlight.data.CLASS_NAMES)
@@ -204,17 +204,17 @@ def test_face_json_is_plain_data():
 
 
 def test_run_id_loads_the_runs_best_checkpoint(monkeypatch, checkpoint):
-    import ferlight.tracking
+    import ferlight.tracking.store
 
     asked = []
-    monkeypatch.setattr(ferlight.tracking, "best_checkpoint", lambda run_id, uri=None: asked.append((run_id, uri)) or checkpoint)
+    monkeypatch.setattr(ferlight.tracking.store, "best_checkpoint", lambda run_id, uri=None: asked.append((run_id, uri)) or checkpoint)
     recognizer = Recognizer.from_checkpoint(run_id="abc123", tracking_uri="sqlite:///x.db")
     assert asked == [("abc123", "sqlite:///x.db")]
     assert recognizer.class_names == CLASS_NAMES
 
 
 def test_missing_default_model_is_a_checkpoint_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(ferlight.checkpoint, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
+    monkeypatch.setattr(ferlight.inference.checkpoint, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
     with pytest.raises(CheckpointError, match="default model .*default.pt is missing"):
         resolve_checkpoint()
     (tmp_path / "default.pt").write_bytes(b"")
@@ -300,7 +300,7 @@ def test_gpu_gives_the_cpu_results(checkpoint, recognizer, clip):
 
 def test_inference_needs_no_training_stack():
     code = (
-        "import sys, ferlight.inference, ferlight.live; "
+        "import sys, ferlight.inference.recognizer, ferlight.live; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'optuna', 'mlflow', 'torchmetrics'}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
@@ -342,7 +342,7 @@ def test_auto_precision_never_takes_bf16_without_native_bf16(tmp_path, checkpoin
     """Under ONEDNN_MAX_CPU_ISA=AVX2 (a CPU without native bf16, where bf16 is ~10x slower), the
     live path runs in float32; an explicit precision wins; an unknown one is refused."""
     code = (
-        "from ferlight.inference import Recognizer; import sys; "
+        "from ferlight.inference.recognizer import Recognizer; import sys; "
         "print(Recognizer.from_checkpoint(sys.argv[1]).precision.precision, "
         "Recognizer.from_checkpoint(sys.argv[1], precision='bf16-mixed').precision.precision)"
     )

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-import ferlight.checkpoint
-import ferlight.inference
+import ferlight.inference.checkpoint
+import ferlight.inference.recognizer
 from ferlight.data import CLASS_NAMES
-from ferlight.inference import Face
+from ferlight.inference.recognizer import Face
 from ferlight.live import main
 from ferlight.testing.live_clips import ClipSpec, FacePath, background, photo_face, write_clip
-from ferlight.video import annotate
+from ferlight.inference.video import annotate
 from live_data import compose_frames, write_fake_yunet, write_video
 
 N_FRAMES = 10
@@ -210,7 +210,7 @@ def test_error_midway_keeps_what_was_processed(tmp_path, capsys, checkpoint, cli
 
 def test_interrupt_keeps_complete_outputs(tmp_path, capsys, monkeypatch, checkpoint, clip):
     video = clip[0]
-    real = ferlight.inference.Recognizer.process_video
+    real = ferlight.inference.recognizer.Recognizer.process_video
 
     def interrupted(self, source, max_frames=None):
         for i, result in enumerate(real(self, source, max_frames)):
@@ -218,7 +218,7 @@ def test_interrupt_keeps_complete_outputs(tmp_path, capsys, monkeypatch, checkpo
                 raise KeyboardInterrupt
             yield result
 
-    monkeypatch.setattr(ferlight.inference.Recognizer, "process_video", interrupted)
+    monkeypatch.setattr(ferlight.inference.recognizer.Recognizer, "process_video", interrupted)
     out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
     status, stdout, _ = run_cli(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
     assert status == 0 and stdout.startswith("4 frames")
@@ -272,7 +272,7 @@ def test_bad_output_paths(tmp_path, capsys, checkpoint, clip, output, message):
 
 
 def test_missing_default_model(tmp_path, capsys, monkeypatch, clip):
-    monkeypatch.setattr(ferlight.checkpoint, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
+    monkeypatch.setattr(ferlight.inference.checkpoint, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
     status, _, err = run_cli(capsys, clip[0], "--no-display")
     assert status == 2 and "default model" in err and "--checkpoint" in err
 

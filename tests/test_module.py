@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from ferlight.errors import ConfigError
-from ferlight.module import OPTIMIZERS, SCHEDULERS, EmotionClassifier
+from ferlight.training.classifier import OPTIMIZERS, SCHEDULERS, EmotionClassifier
 
 NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ferlight.data.fer_data import CLASS_NAMES
-from ferlight.inference import Face, FrameResult
+from ferlight.inference.recognizer import Face, FrameResult
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))

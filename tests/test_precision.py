@@ -12,7 +12,8 @@ import sys
 import pytest
 import torch
 
-from ferlight import hardware, precision
+from ferlight.hardware import machine as hardware
+from ferlight.hardware import precision
 from ferlight.models import create_model
 
 
@@ -86,7 +87,7 @@ def test_the_benchmark_measures_both_precisions(tiny_model):
 
 AVX2_CHILD = """
 import json, torch
-from ferlight import precision
+from ferlight.hardware import precision
 from ferlight.models import create_model
 model = create_model("fervgg_small", num_classes=7, width=8)
 train = precision.resolve_training_precision("auto", "cpu", model, 16, 40)

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import classification_report as sk_report
 from sklearn.metrics import confusion_matrix
 
-from ferlight import reports
+from ferlight.evaluation import reports
 
 NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

@@ -4,7 +4,7 @@ import fcntl
 
 import pytest
 
-from ferlight.sqlite_lock import SqliteLock, sqlite_file
+from ferlight.tracking.sqlite_lock import SqliteLock, sqlite_file
 
 
 def _held_elsewhere(path) -> bool:

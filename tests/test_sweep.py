@@ -17,12 +17,12 @@ import yaml
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from ferlight.config import FitConfig
-from ferlight.study import trial_config
-from ferlight.study_file import load_study_spec
+from ferlight.training.config import FitConfig
+from ferlight.study.runner import trial_config
+from ferlight.study.spec import load_study_spec
 from ferlight.sweep import main
 from subprocesses import default_sigint
-from tiny_data import write_tiny_fer2013
+from ferlight.testing.tiny_data import write_tiny_fer2013
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -29,7 +29,7 @@ setup)
 import sys, tempfile, subprocess
 sys.path.insert(0, sys.argv[1])
 import torch, lightning, mlflow, optuna, jsonargparse
-from tiny_data import write_tiny_fer2013
+from ferlight.testing.tiny_data import write_tiny_fer2013
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "lightning", lightning.__version__,
       "mlflow", mlflow.__version__, "optuna", optuna.__version__)
 with tempfile.TemporaryDirectory() as tmp:

@@ -84,7 +84,7 @@ class FER2013DataModule(L.LightningDataModule):
             raise ConfigError(f"unknown labels {labels!r}; choose from {', '.join(LABEL_SETS)}")
         if batch_size < 1 or num_workers < 0:
             raise ConfigError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size} and {num_workers}")
-        self.save_hyperparameters(logger=False)  # ferlight.training logs the whole config itself
+        self.save_hyperparameters(logger=False)  # ferlight.training.run logs the whole config itself
         self.batch_augment = BatchAugment(augment, crop_size)
         self.class_names = FERPLUS_CLASS_NAMES if labels == "ferplus" else CLASS_NAMES
         self.num_classes = len(self.class_names)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ferlight.face_detection import match_boxes
+from ferlight.inference.detection import match_boxes
 
 MIN_IOU = 0.3
 

@@ -26,7 +26,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from ferlight.config import FitConfig, add_dataclass_arguments
+from ferlight.training.config import FitConfig, add_dataclass_arguments
 from ferlight.errors import ConfigError
 from ferlight.models import list_models, model_options
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from filelock import FileLock, Timeout
 from torch import nn
 
-from ferlight import hardware
+from ferlight.hardware import machine as hardware
 from ferlight.atomic import atomic_output
 from ferlight.errors import ConfigError
 

@@ -15,7 +15,7 @@ or ``"clip"``-ped to the frame (the crop then holds less than asked for and is s
 resize). Numpy and OpenCV only.
 
 Measured with ``bench/bench_live_crop.py`` (FER2013 faces rendered at 90-200 px into 640 x 480
-natural images, :class:`ferlight.face_detection.HaarDetector` with its defaults, the shipped model;
+natural images, :class:`ferlight.inference.detection.HaarDetector` with its defaults, the shipped model;
 chosen on PublicTest, measured once on PrivateTest): the Haar box on a FER2013 face is already
 that face's own framing (median face side / box side 1.02-1.06, centred), and the model is
 sensitive to scale, so the detector's box itself is the best crop. Every margin, aspect or shift

@@ -5,7 +5,7 @@ trial, and either a ``grid`` (blocks of option lists, expanded into points: Optu
 then walks the point index, since the blocks need not form one product) or a ``space`` for TPE or
 random search, with ``enqueue``d points (the paper's grid) tried first. A trial's config is the
 command line's :class:`FitConfig` with the trial's settings applied; its objective is
-``val/best_acc`` from :func:`ferlight.training.run_fit` (never a test figure).
+``val/best_acc`` from :func:`ferlight.training.run.run_fit` (never a test figure).
 
 Storage is an Optuna RDB (SQLite by default, PostgreSQL or MySQL across machines), the only kind
 with heartbeats in Optuna 5: a trial whose worker died is failed after the grace period and run
@@ -38,12 +38,12 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
-from ferlight import tracking
-from ferlight.config import FitConfig
+from ferlight.tracking import store as tracking
+from ferlight.training.config import FitConfig
 from ferlight.errors import ConfigError, FerlightError
 from ferlight.models import model_options
-from ferlight.sqlite_lock import SqliteLock, sqlite_file
-from ferlight.study_file import (
+from ferlight.tracking.sqlite_lock import SqliteLock, sqlite_file
+from ferlight.study.spec import (
     MODEL_OPTION_FIELDS,
     POINT,
     StudySpec,
@@ -51,7 +51,7 @@ from ferlight.study_file import (
     build_sampler,
     within,
 )
-from ferlight.training import run_fit
+from ferlight.training.run import run_fit
 
 log = logging.getLogger(__name__)
 

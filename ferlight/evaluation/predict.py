@@ -1,7 +1,7 @@
 """Evaluate trained models (one checkpoint or an ensemble) on a split of FER2013, with test-time views.
 
 Used by ``python -m ferlight.evaluate`` and the benchmarks. Works with torch models alone: a model
-from :func:`ferlight.checkpoint.load_model` or any ``nn.Module`` with its crop size.
+from :func:`ferlight.inference.checkpoint.load_model` or any ``nn.Module`` with its crop size.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferlight.checkpoint import LoadedModel
+from ferlight.inference.checkpoint import LoadedModel
 from ferlight.data.preprocess import normalize, tta_views
 from ferlight.errors import ConfigError
-from ferlight.precision import AUTO, autocast, inference_decision
-from ferlight.reports import classification_report
+from ferlight.hardware.precision import AUTO, autocast, inference_decision
+from ferlight.evaluation.reports import classification_report
 
 
 def tta_probabilities(model: nn.Module, x: torch.Tensor, tta: str, crop_size: int) -> torch.Tensor:
@@ -34,7 +34,7 @@ def precision_decision(
     """The precision for evaluating ``models``, with its one-line reason: ``precision`` (32-true,
     bf16-mixed, 16-mixed) as given, or with ``auto`` the fastest on this machine for the first model
     at the batches it will see (the benchmark's result is cached in ``cache_dir``, default: the
-    ferlight cache folder; :func:`ferlight.precision.inference_decision`)."""
+    ferlight cache folder; :func:`ferlight.hardware.precision.inference_decision`)."""
     first = models[0]
     views = len(tta_views(torch.zeros(1, 1, 48, 48), tta, first.crop_size))
     shape = (batch_size * views, 1, first.crop_size, first.crop_size)

@@ -22,15 +22,17 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.utilities import rank_zero_only
 
 import ferlight
-from ferlight import hardware, reports, tracking
-from ferlight.budget import TimeBudget
-from ferlight.config import FitConfig
+from ferlight.hardware import machine as hardware
+from ferlight.evaluation import reports
+from ferlight.tracking import store as tracking
+from ferlight.training.budget import TimeBudget
+from ferlight.training.config import FitConfig
 from ferlight.data import FER2013DataModule
 from ferlight.data.preprocess import eval_transform
 from ferlight.errors import ConfigError
 from ferlight.models import list_models
-from ferlight.module import EmotionClassifier
-from ferlight.precision import AUTO, Decision, resolve_training_precision
+from ferlight.training.classifier import EmotionClassifier
+from ferlight.hardware.precision import AUTO, Decision, resolve_training_precision
 
 LAST_CHECKPOINT = "last.ckpt"
 

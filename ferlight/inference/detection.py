@@ -7,7 +7,7 @@ A detector maps a BGR or grey frame to face boxes ``(x, y, w, h)`` in that frame
   (the cascade's cost falls roughly with the square of the scale);
 - :meth:`FaceDetector.detect_near` looks for each known face only in a window around its last
   (where the tracker predicts it), at about its size. On video this is several times cheaper than
-  a full scan, which is how :class:`ferlight.inference.Recognizer` keeps up with a camera on a
+  a full scan, which is how :class:`ferlight.inference.recognizer.Recognizer` keeps up with a camera on a
   small CPU.
 """
 

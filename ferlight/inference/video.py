@@ -27,7 +27,7 @@ import numpy as np
 from ferlight.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from ferlight.inference import Face
+    from ferlight.inference.recognizer import Face
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}

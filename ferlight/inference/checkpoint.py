@@ -1,6 +1,6 @@
 """Load a trained model from a ferlight checkpoint, with torch alone (no Lightning, no training code).
 
-A ferlight checkpoint is a Lightning checkpoint of :class:`ferlight.module.EmotionClassifier` (or
+A ferlight checkpoint is a Lightning checkpoint of :class:`ferlight.training.classifier.EmotionClassifier` (or
 the slim copy that :func:`save_slim` writes, as shipped in ``ferlight/weights``): a dict whose
 ``hyper_parameters`` hold ``arch``, ``model_options``, ``class_names`` and ``crop_size``, and whose
 ``state_dict`` holds the model's weights under the ``model.`` prefix. It loads with
@@ -45,7 +45,7 @@ def resolve_checkpoint(
     if path is not None and run_id is not None:
         raise ConfigError("give a checkpoint path or an MLflow run id, not both")
     if run_id is not None:
-        from ferlight.tracking import best_checkpoint  # MLflow is imported only when a run is asked for
+        from ferlight.tracking.store import best_checkpoint  # MLflow is imported only when a run is asked for
 
         return best_checkpoint(run_id, tracking_uri)
     if path is not None:

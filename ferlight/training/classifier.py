@@ -26,7 +26,7 @@ from torchmetrics.classification import (
 
 from ferlight.data.preprocess import IMAGE_SIZE, TTA_MODES, tta_views
 from ferlight.errors import ConfigError
-from ferlight.evaluation import tta_probabilities
+from ferlight.evaluation.predict import tta_probabilities
 from ferlight.models import create_model
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -69,7 +69,7 @@ class EmotionClassifier(L.LightningModule):
         _choice("optimizer", optimizer, OPTIMIZERS)
         _choice("scheduler", scheduler, SCHEDULERS)
         _choice("test-time augmentation", tta, TTA_MODES)
-        self.save_hyperparameters(logger=False)  # ferlight.training logs the whole config itself
+        self.save_hyperparameters(logger=False)  # ferlight.training.run logs the whole config itself
         self.class_names = tuple(class_names)
         self.model = create_model(arch, num_classes=len(self.class_names), **(model_options or {}))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -173,7 +173,7 @@ class EmotionClassifier(L.LightningModule):
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.75, patience=5)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/acc"}}
         # cosine and one-cycle step every batch over the planned steps, so that a time budget
-        # (ferlight.budget.TimeBudget) can advance them to the share of the budget spent
+        # (ferlight.training.budget.TimeBudget) can advance them to the share of the budget spent
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         if hp.scheduler == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps - 1))

@@ -1,14 +1,14 @@
 """Recognise facial emotions in images and video: the Python API under ``python -m ferlight.live``.
 
-    from ferlight.inference import Recognizer
+    from ferlight.inference.recognizer import Recognizer
     recognizer = Recognizer.from_checkpoint("best.ckpt")        # or run_id=..., or the shipped model
     for face in recognizer(cv2.imread("photo.jpg")):            # one image, BGR or grey
         print(face.box, face.label, face.probabilities)
     for result in recognizer.process_video("clip.mp4"):         # tracked and smoothed over time
         print(result.index, [(f.track_id, f.label) for f in result.faces])
 
-Each face is found by a detector (:mod:`ferlight.face_detection`), cropped
-(:mod:`ferlight.face_crop`), turned grey, resized to 48 x 48 and put through
+Each face is found by a detector (:mod:`ferlight.inference.detection`), cropped
+(:mod:`ferlight.inference.crops`), turned grey, resized to 48 x 48 and put through
 :func:`ferlight.data.preprocess.eval_transform`, the function training uses for evaluation; all
 faces of a frame go through the model in one batch. On video, faces keep an id from frame to
 frame (overlap with where each face is predicted to be) and their probabilities are smoothed over
@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 import torch
 
-from ferlight.checkpoint import LoadedModel, load_model, resolve_checkpoint
+from ferlight.inference.checkpoint import LoadedModel, load_model, resolve_checkpoint
 from ferlight.data.preprocess import IMAGE_SIZE, eval_transform
 from ferlight.errors import ConfigError, DataError
-from ferlight.face_crop import face_crops
-from ferlight.face_detection import (
+from ferlight.inference.crops import face_crops
+from ferlight.inference.detection import (
     DETECT_SCALE,
     MIN_FACE,
     MIN_NEIGHBORS,
@@ -42,8 +42,8 @@ from ferlight.face_detection import (
     match_boxes,
     to_grey,
 )
-from ferlight.precision import AUTO, autocast, inference_decision
-from ferlight.video import Frame, ImageSource, open_source
+from ferlight.hardware.precision import AUTO, autocast, inference_decision
+from ferlight.inference.video import Frame, ImageSource, open_source
 
 # Weight of a face's past probabilities in each frame's (0: no smoothing). On the live benchmark's
 # tuning clips, whose faces never change expression, the shown label changed 3.8 times per 100
@@ -237,7 +237,7 @@ class Recognizer:
         """Load a ferlight checkpoint (``path``, MLflow ``run_id``, or the shipped default model)
         onto ``device`` and pair it with a ``haar`` or ``yunet`` face detector. ``precision``:
         ``auto`` (bf16 only where it is measurably faster for one face on this machine, see
-        :mod:`ferlight.precision`), ``32-true`` or ``bf16-mixed``."""
+        :mod:`ferlight.hardware.precision`), ``32-true`` or ``bf16-mixed``."""
         face_detector = create_detector(
             detector,
             detector_model,
@@ -273,7 +273,7 @@ class Recognizer:
     ) -> Iterator[FrameResult]:
         """Results for each frame of ``source``, faces tracked and smoothed across frames.
 
-        ``source``: anything :func:`ferlight.video.open_source` opens (camera index, video file,
+        ``source``: anything :func:`ferlight.inference.video.open_source` opens (camera index, video file,
         URL, image sequence, image file, folder of images), or an iterable of numpy images or
         Frames. The images of a folder are unrelated photos: each is searched in full and
         nothing is tracked or smoothed across them.

@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 from urllib.parse import urlparse
 
 from ferlight.errors import CheckpointError, ConfigError
-from ferlight.sqlite_lock import SqliteLock
+from ferlight.tracking.sqlite_lock import SqliteLock
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 BEST_CHECKPOINT = "best.ckpt"
