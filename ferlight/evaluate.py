@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 from ferlight.inference.checkpoint import load_model, resolve_checkpoint
-from ferlight.training.config import build_parser, parse_namespace, to_config
+from ferlight.options import build_parser, parse_namespace, to_dataclass
 from ferlight.data import load_fer2013, split_protocol
 from ferlight.errors import ConfigError, exit_on_error
 from ferlight.evaluation.predict import evaluate, precision_decision
@@ -90,7 +90,7 @@ def _log(cfg: EvalConfig, result) -> None:
 @exit_on_error
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser("python -m ferlight.evaluate", "Evaluate ferlight checkpoints on FER2013.", EvalConfig)
-    cfg = to_config(parse_namespace(parser, argv), EvalConfig)
+    cfg = to_dataclass(parse_namespace(parser, argv), EvalConfig)
     result = run_evaluation(cfg)
     print(format_report(result.report))
     n = int(result.confusion.sum())

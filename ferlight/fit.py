@@ -1,6 +1,6 @@
 """``python -m ferlight.fit --arch ARCH``: train one architecture and track the run in MLflow.
 
-Every option of :class:`ferlight.training.config.FitConfig` is a ``--option`` here (see ``--help``), and
+Every option of :class:`ferlight.training.FitConfig` (and ``ModelFlags``) is a ``--option`` here (see ``--help``), and
 ``--config FILE`` reads them from YAML. Bad input ends with one line and exit status 2.
 """
 
@@ -10,15 +10,16 @@ import sys
 from typing import Sequence
 
 from ferlight.hardware import machine as hardware
-from ferlight.training.config import build_parser, parse_namespace, to_config
+from ferlight.options import parse_namespace
+from ferlight.training.config import fit_parser, to_fit_config
 from ferlight.errors import exit_on_error
 
 
 @exit_on_error
 def main(argv: Sequence[str] | None = None) -> int:
     hardware.prefer_passive_openmp()  # before torch loads: threads that wait sleep, so a shared machine stays fast
-    parser = build_parser("python -m ferlight.fit", "Train a facial-emotion model on FER2013, tracked in MLflow.")
-    cfg = to_config(parse_namespace(parser, argv))
+    parser = fit_parser("python -m ferlight.fit", "Train a facial-emotion model on FER2013, tracked in MLflow.")
+    cfg = to_fit_config(parse_namespace(parser, argv))
     from ferlight.training.run import run_fit  # after parsing: --help and option errors stay instant
 
     result = run_fit(cfg)

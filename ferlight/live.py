@@ -22,7 +22,7 @@ import cv2
 import torch
 from jsonargparse import ArgumentParser
 
-from ferlight.training.config import parse_namespace
+from ferlight.options import parse_namespace
 from ferlight.errors import ConfigError, exit_on_error
 from ferlight.inference.detection import DETECT_SCALE, DETECTORS, MIN_FACE, MIN_NEIGHBORS, SCALE_FACTOR
 from ferlight.inference.recognizer import DETECT_EVERY, SMOOTHING, Recognizer

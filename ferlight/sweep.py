@@ -15,7 +15,8 @@ from typing import Sequence
 import optuna
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from ferlight.training.config import FitConfig, add_dataclass_arguments, parse_namespace, to_config
+from ferlight.options import add_dataclass_arguments, parse_namespace, to_dataclass
+from ferlight.training.config import FitConfig, ModelFlags, to_fit_config
 from ferlight.errors import exit_on_error
 from ferlight.study.runner import SweepOptions, run_sweep, trials_table
 from ferlight.study.spec import MANAGED_FIELDS, load_study_spec
@@ -33,6 +34,7 @@ def build_parser() -> ArgumentParser:
     add_dataclass_arguments(parser, SweepOptions)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below")
     add_dataclass_arguments(parser, FitConfig, skip=MANAGED_FIELDS)
+    add_dataclass_arguments(parser, ModelFlags)
     parser.set_defaults(devices=1)  # one trial per process: run one worker per device instead
     return parser
 
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.set_defaults(spec.fixed)  # the file's fixed options < --config < the command line
     namespace = parse_namespace(parser, argv)
     try:
-        study = run_sweep(spec, to_config(namespace), to_config(namespace, SweepOptions))
+        study = run_sweep(spec, to_fit_config(namespace), to_dataclass(namespace, SweepOptions))
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume the study", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -149,11 +149,12 @@ def test_enqueued_grid_file_keeps_only_points_inside_the_space(tmp_path):
 
 
 def test_trial_config_drops_model_options_the_architecture_lacks():
-    base = FitConfig(dropout_placement="every", dropout=0.3, run_name="base", resume="auto")
+    base = FitConfig(model_options={"dropout_placement": "every", "dropout": 0.3}, run_name="base", resume="auto")
     vgg = trial_config(base, {"arch": "vgg11", "lr": 0.01}, "s-001")
     resnet = trial_config(base, {"arch": "resnet18"}, "s-002")
-    assert (vgg.dropout_placement, vgg.dropout, vgg.lr, vgg.run_name, vgg.resume) == ("every", 0.3, 0.01, "s-001", None)
-    assert (resnet.dropout_placement, resnet.dropout) == (None, 0.3)  # ResNets have dropout, not its placement
+    options = vgg.model_options
+    assert (options["dropout_placement"], options["dropout"], vgg.lr, vgg.run_name, vgg.resume) == ("every", 0.3, 0.01, "s-001", None)
+    assert (resnet.model_options.get("dropout_placement"), resnet.model_options["dropout"]) == (None, 0.3)  # ResNets have dropout, not its placement
 
 
 # ----------------------------------------------------------------------------------------------

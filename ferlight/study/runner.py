@@ -15,7 +15,6 @@ start has its settings, so no grid point runs twice and no trial is lost.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -39,12 +38,11 @@ from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from ferlight.tracking import store as tracking
-from ferlight.training.config import FitConfig
+from ferlight.training.config import MODEL_FLAGS, FitConfig
 from ferlight.errors import ConfigError, FerlightError
 from ferlight.models import model_options
 from ferlight.tracking.sqlite_lock import SqliteLock, sqlite_file
 from ferlight.study.spec import (
-    MODEL_OPTION_FIELDS,
     POINT,
     StudySpec,
     build_pruner,
@@ -136,10 +134,7 @@ def _masked(url: str) -> str:
 
 def trial_config(base: FitConfig, settings: Mapping[str, Any], run_name: str) -> FitConfig:
     """``base`` with the trial's settings; model options the architecture lacks fall back to None."""
-    cfg = dataclasses.replace(base, **settings, run_name=run_name, resume=None)
-    accepted = model_options(cfg.arch)
-    unused = {name: None for name in MODEL_OPTION_FIELDS if getattr(cfg, name) is not None and name not in accepted}
-    return dataclasses.replace(cfg, **unused)
+    return base.with_settings({**settings, "run_name": run_name, "resume": None})
 
 
 def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
@@ -229,7 +224,7 @@ class Objective:
         arch = _suggest(trial, "arch", space["arch"]) if "arch" in space else self.base.arch
         settings = {"arch": arch} if "arch" in space else {}
         for name, distribution in space.items():
-            if name != "arch" and (name not in MODEL_OPTION_FIELDS or name in model_options(arch)):
+            if name != "arch" and (name not in MODEL_FLAGS or name in model_options(arch)):
                 settings[name] = _suggest(trial, name, distribution)
         return settings
 
@@ -320,14 +315,15 @@ def _enqueue_points(study: optuna.Study, spec: StudySpec, base: FitConfig) -> No
     model's default for model options) where that lies in the space, so that the paper's points
     run with the paper's other settings."""
     for point in spec.enqueue:
-        cfg = dataclasses.replace(base, **point)
+        cfg = base.with_settings(point)
         params = dict(point)
         for name, distribution in spec.space.items():
-            value = getattr(cfg, name)
-            if name in MODEL_OPTION_FIELDS:
+            if name in MODEL_FLAGS:
                 if name not in model_options(cfg.arch):
                     continue
-                value = model_options(cfg.arch)[name] if value is None else value
+                value = cfg.model_options.get(name, model_options(cfg.arch)[name])
+            else:
+                value = getattr(cfg, name)
             if name not in params and within(distribution, value):
                 params[name] = value
         study.enqueue_trial(params)

@@ -8,13 +8,12 @@ ConfigError naming the file and the key. See docs/sweeps.md for the format.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, get_args, get_type_hints
+from typing import Any, Optional, get_args
 
 import optuna
 import yaml
@@ -26,18 +25,16 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from ferlight.training.config import FitConfig, add_dataclass_arguments
+from ferlight.options import add_dataclass_arguments, option_types
+from ferlight.training.config import MODEL_FLAGS, FitConfig, ModelFlags
 from ferlight.errors import ConfigError
 from ferlight.models import list_models, model_options
 
 POINT = "point"  # the Optuna parameter of a grid study: the index of the point in StudySpec.points
 
-# The FitConfig fields that FitConfig.model_kwargs hands to the model: they apply to a trial only
-# when its architecture has that option (VGG's dropout placement means nothing to a ResNet).
-MODEL_OPTION_FIELDS = FitConfig.MODEL_OPTION_FIELDS
 # Set by the sweep for each trial, so not settable in a study file.
 MANAGED_FIELDS = ("resume", "run_name")
-SETTABLE = tuple(f.name for f in dataclasses.fields(FitConfig) if f.name not in MANAGED_FIELDS)
+SETTABLE = tuple(name for name in option_types(FitConfig, ModelFlags) if name not in MANAGED_FIELDS)
 
 SAMPLERS = {
     "grid": optuna.samplers.GridSampler,
@@ -175,6 +172,7 @@ def _named(path: Path, key: str, value: Any, registry: dict) -> tuple[str, dict]
 def _option_parser() -> ArgumentParser:
     parser = ArgumentParser(exit_on_error=False)
     add_dataclass_arguments(parser, FitConfig)
+    add_dataclass_arguments(parser, ModelFlags)
     return parser
 
 
@@ -198,7 +196,7 @@ def _settings(path: Path, where: str, mapping: Any) -> dict:
 def _check_model_options(path: Path, where: str, point: dict, default_arch: str) -> None:
     """A point must not set an option its architecture does not have."""
     arch = point.get("arch", default_arch)
-    for name in MODEL_OPTION_FIELDS:
+    for name in MODEL_FLAGS:
         if point.get(name) is not None and name not in model_options(arch):
             raise _error(path, f"{where}.{name}", f"architecture {arch!r} has no option {name!r}")
 
@@ -230,7 +228,7 @@ def _expand_grid(path: Path, grid: Any, default_arch: str) -> tuple[dict, ...]:
 
 def _number_type(name: str) -> type | None:
     """float or int for a numeric FitConfig option (float wins for int-or-float), else None."""
-    hint = get_type_hints(FitConfig)[name]
+    hint = option_types(FitConfig, ModelFlags)[name]
     types = get_args(hint) or (hint,)
     return float if float in types else int if int in types else None
 
@@ -257,7 +255,7 @@ def _space(path: Path, space: Any, default_arch: str) -> dict[str, BaseDistribut
         else:
             result[name] = _range(path, where, name, spec)
     archs = result["arch"].choices if "arch" in result else (default_arch,)
-    for option in (name for name in MODEL_OPTION_FIELDS if name in result):
+    for option in (name for name in MODEL_FLAGS if name in result):
         if not any(option in model_options(arch) for arch in archs):
             raise _error(path, f"space.{option}", f"none of the architectures {', '.join(archs)} has this option")
     return result

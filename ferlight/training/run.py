@@ -26,7 +26,7 @@ from ferlight.hardware import machine as hardware
 from ferlight.evaluation import reports
 from ferlight.tracking import store as tracking
 from ferlight.training.budget import TimeBudget
-from ferlight.training.config import FitConfig
+from ferlight.training.config import MODEL_FLAGS, FitConfig
 from ferlight.data import FER2013DataModule
 from ferlight.data.preprocess import eval_transform
 from ferlight.errors import ConfigError
@@ -63,7 +63,7 @@ def build_datamodule(cfg: FitConfig) -> FER2013DataModule:
 def build_module(cfg: FitConfig, dm: FER2013DataModule) -> EmotionClassifier:
     return EmotionClassifier(
         arch=cfg.arch,
-        model_options=cfg.model_kwargs,
+        model_options=cfg.model_options,
         class_names=dm.class_names,
         crop_size=cfg.crop_size,
         optimizer=cfg.optimizer,
@@ -241,7 +241,8 @@ def _close_process_group() -> None:
 def _params(cfg: FitConfig, module: EmotionClassifier, trainer: L.Trainer) -> dict:
     params = asdict(cfg)
     params.update(
-        model=cfg.model_kwargs,
+        model=cfg.model_options,
+        **{name: cfg.model_options.get(name) for name in MODEL_FLAGS},  # their own params, as flags
         ferlight_version=ferlight.__version__,
         git_commit=tracking.git_commit(),
         parameters=sum(p.numel() for p in module.model.parameters()),
