@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferlight.inference.checkpoint import LoadedModel
 from ferlight.data.preprocess import normalize, tta_views
 from ferlight.errors import ConfigError
+from ferlight.models import LoadedModel
 from ferlight.hardware.precision import AUTO, autocast, inference_decision
 from ferlight.evaluation.reports import classification_report
 

@@ -10,31 +10,18 @@ the slim copy that :func:`save_slim` writes, as shipped in ``ferlight/weights``)
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ferlight.atomic import atomic_output
 from ferlight.data.preprocess import IMAGE_SIZE
 from ferlight.errors import CheckpointError, ConfigError, FerlightError
-from ferlight.models import create_model
+from ferlight.models import LoadedModel, create_model
 from ferlight.weights import DEFAULT_WEIGHTS
 
 PREFIX = "model."
 REQUIRED = ("arch", "class_names")
-
-
-@dataclass
-class LoadedModel:
-    """A model in eval mode and what is needed to feed it and read its output."""
-
-    model: nn.Module
-    arch: str
-    class_names: tuple[str, ...]
-    crop_size: int = IMAGE_SIZE
-    model_options: dict = field(default_factory=dict)
 
 
 def resolve_checkpoint(

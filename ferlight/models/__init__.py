@@ -11,5 +11,6 @@ See docs/models.md. This package needs torch alone.
 
 from ferlight.models import attention, fervgg, resnet, vgg  # noqa: F401  (registers the builders)
 from ferlight.models._registry import create_model, list_models, model_options, register_model
+from ferlight.models.trained import LoadedModel
 
-__all__ = ["create_model", "list_models", "model_options", "register_model"]
+__all__ = ["LoadedModel", "create_model", "list_models", "model_options", "register_model"]
