@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 from ferlight.inference.checkpoint import load_model, resolve_checkpoint
-from ferlight.options import build_parser, parse_namespace, to_dataclass
+from ferlight.options import (
+    INFERENCE_PRECISIONS,
+    LABEL_SETS,
+    PROTOCOLS,
+    SPLITS,
+    TTA_MODES,
+    build_parser,
+    parse_namespace,
+    to_dataclass,
+)
 from ferlight.data import load_fer2013, split_protocol
 from ferlight.errors import ConfigError, exit_on_error
 from ferlight.evaluation.predict import evaluate, precision_decision
@@ -32,14 +41,14 @@ class EvalConfig:
     run_id: list[str] = field(default_factory=list, metadata={"help": "MLflow run(s) whose best checkpoint to evaluate"})
     tracking_uri: Optional[str] = field(default=None, metadata={"help": "MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"})
     data: Optional[str] = field(default=None, metadata={"help": "FER2013 file or folder (default: $FERLIGHT_DATA, ./data/)"})
-    protocol: Literal["paper", "standard"] = field(default="standard", metadata={"help": "evaluation protocol"})
-    labels: Literal["fer2013", "ferplus"] = field(default="fer2013", metadata={"help": "label set"})
+    protocol: Literal[PROTOCOLS] = field(default="standard", metadata={"help": "evaluation protocol"})
+    labels: Literal[LABEL_SETS] = field(default="fer2013", metadata={"help": "label set"})
     ferplus: Optional[str] = field(default=None, metadata={"help": "fer2013new.csv for --labels ferplus"})
-    split: Literal["train", "val", "test"] = field(default="test", metadata={"help": "split of the protocol to score"})
-    tta: Literal["none", "flip", "tencrop"] = field(default="none", metadata={"help": "test-time augmentation"})
+    split: Literal[SPLITS] = field(default="test", metadata={"help": "split of the protocol to score"})
+    tta: Literal[TTA_MODES] = field(default="none", metadata={"help": "test-time augmentation"})
     batch_size: int = field(default=256, metadata={"help": "faces per forward pass"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:1 ..."})
-    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = field(default="auto", metadata={"help": "auto: bf16 autocast where measurably faster on this machine (bf16 GPUs, CPUs with native bf16), else float32"})
+    precision: Literal[INFERENCE_PRECISIONS] = field(default="auto", metadata={"help": "auto: bf16 autocast where measurably faster on this machine (bf16 GPUs, CPUs with native bf16), else float32"})
     log: bool = field(default=False, metadata={"help": "log metrics and report to the (single) --run-id"})
     cache_dir: Optional[str] = field(default=None, metadata={"help": "parsed-data cache folder"})
 

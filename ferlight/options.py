@@ -10,11 +10,13 @@ against the same tuples, so a choice is added in one place.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence, get_args, get_origin, get_type_hints
-
-from jsonargparse import ActionConfigFile, ArgumentParser
+import inspect
+from typing import TYPE_CHECKING, Any, Sequence, get_args, get_origin, get_type_hints
 
 from ferlight.errors import ConfigError, first_line
+
+if TYPE_CHECKING:  # jsonargparse loads with the first parser: models and data need none of it
+    from jsonargparse import ArgumentParser
 
 PROTOCOLS = ("paper", "standard")
 LABEL_SETS = ("fer2013", "ferplus")
@@ -23,6 +25,8 @@ TTA_MODES = ("none", "flip", "tencrop")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULERS = ("none", "plateau", "cosine", "onecycle")
 DROPOUT_PLACEMENTS = ("none", "every", "alternate")
+SPLITS = ("train", "val", "test")
+INFERENCE_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # auto: decided per machine
 
 
 def check_choice(what: str, value: Any, choices: Sequence) -> Any:
@@ -63,6 +67,8 @@ def add_dataclass_arguments(parser: ArgumentParser, cls, skip: Sequence[str] = (
 
 def build_parser(prog: str, description: str, *classes) -> ArgumentParser:
     """A parser with ``--config FILE`` and one option per field of each of ``classes``."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
     parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below")
     for cls in classes:
@@ -76,6 +82,13 @@ def parse_namespace(parser: ArgumentParser, argv: Sequence[str] | None):
         return parser.parse_args(argv)
     except Exception as err:  # jsonargparse raises ArgumentError and others on bad values
         raise ConfigError(first_line(err, lines=2) or "invalid arguments") from None
+
+
+def options_for(target, config) -> dict[str, Any]:
+    """The values of ``config``'s fields that ``target`` (a class or function) takes as parameters
+    of the same name: a config hands its options on without copying them field by field."""
+    parameters = inspect.signature(target).parameters
+    return {name: getattr(config, name) for name in _names(type(config)) if name in parameters}
 
 
 def to_dataclass(namespace, cls):

@@ -7,12 +7,7 @@ import pytest
 
 from ferlight.evaluate import EvalConfig, main, run_evaluation
 from ferlight.testing.checkpoints import save_checkpoint
-from ferlight.testing.tiny_data import PER_CLASS, write_tiny_fer2013
-
-
-@pytest.fixture(scope="module")
-def tiny_csv(tmp_path_factory):
-    return write_tiny_fer2013(tmp_path_factory.mktemp("data") / "fer2013.csv")
+from ferlight.testing.tiny_data import PER_CLASS
 
 
 def config(tiny_csv, tmp_path, **kwargs):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -23,22 +22,7 @@ from ferlight.inference.checkpoint import load_model
 from ferlight.data import CLASS_NAMES
 from ferlight.fit import main
 from ferlight.models import list_models
-from subprocesses import default_sigint
-from ferlight.testing.tiny_data import PER_CLASS, write_tiny_fer2013
-
-
-@pytest.fixture(scope="module")
-def tiny_csv(tmp_path_factory):
-    return write_tiny_fer2013(tmp_path_factory.mktemp("data") / "fer2013.csv")
-
-
-@pytest.fixture
-def workdir(tmp_path, tiny_csv, monkeypatch):
-    """A fresh folder as the working directory, with the data cache inside it."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FERLIGHT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return tmp_path
+from ferlight.testing.tiny_data import PER_CLASS
 
 
 def store(workdir: Path) -> str:
@@ -50,12 +34,6 @@ def fit_args(tiny_csv, *extra):
     """A tiny run in float32 (not ``auto``: no benchmark, and no bf16 training on the CPU in tests)."""
     return ["--data", str(tiny_csv), "--arch", "fervgg_small", "--epochs", "2", "--batch-size", "32",
             "--accelerator", "cpu", "--devices", "1", "--precision", "32-true", *extra]
-
-
-def run_cli(*args, cwd, timeout=300):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "ferlight.fit", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def only_run(uri: str):
@@ -137,6 +115,7 @@ def test_params_record_the_settings(workdir, tiny_csv):
     assert (params["optimizer"], params["lr"], params["batch_size"], params["model.dropout"]) == ("sgd", "0.02", "32", "0.2")
 
 
+@pytest.mark.slow
 def test_attention_run_logs_attention_maps(workdir, tiny_csv):
     main(fit_args(tiny_csv, "--arch", "attention", "--epochs", "1", "--limit-train-batches", "2"))
     run = only_run(store(workdir))
@@ -151,8 +130,8 @@ def test_config_file_round_trip(workdir, tiny_csv):
     assert params["optimizer"] == "rmsprop" and params["label_smoothing"] == "0.1"
 
 
-def test_help_lists_every_option_with_its_default(workdir):
-    out = run_cli("--help", cwd=workdir)
+def test_help_lists_every_option_with_its_default(workdir, run_command):
+    out = run_command("fit", "--help", cwd=workdir)
     assert out.returncode == 0
     for option in ("--arch", "--data", "--protocol", "--labels", "--optimizer", "--lr", "--weight-decay",
                    "--scheduler", "--batch-size", "--epochs", "--dropout-placement", "--augment",
@@ -184,8 +163,9 @@ def test_bad_input_is_one_line_and_exit_2(workdir, tiny_csv, capsys, args, expec
     assert not (workdir / "mlruns").exists() and not (workdir / "checkpoints").exists()
 
 
-def test_bad_input_from_the_shell_has_no_traceback(workdir, tiny_csv):
-    out = run_cli(*fit_args(tiny_csv, "--arch", "vgg19"), cwd=workdir)
+@pytest.mark.slow
+def test_bad_input_from_the_shell_has_no_traceback(workdir, tiny_csv, run_command):
+    out = run_command("fit", *fit_args(tiny_csv, "--arch", "vgg19"), cwd=workdir)
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         f"error: unknown architecture 'vgg19'; available: {', '.join(list_models())}"
     ]
@@ -201,23 +181,17 @@ def _wait_for(pattern: str, root: Path, proc, timeout=240):
     raise AssertionError(f"{pattern} never appeared")
 
 
-def _start(workdir, args):
-    return subprocess.Popen([sys.executable, "-m", "ferlight.fit", *args], cwd=workdir, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "FERLIGHT_CACHE": str(workdir / "cache")}, preexec_fn=default_sigint)
-
-
 @pytest.mark.slow
-def test_sigkill_then_resume_auto_gives_one_complete_run(workdir, tiny_csv):
+def test_sigkill_then_resume_auto_gives_one_complete_run(workdir, tiny_csv, run_command, start_command):
     args = fit_args(tiny_csv, "--epochs", "3", "--batch-size", "8", "--run-name", "killed")
-    proc = _start(workdir, args)
+    proc = start_command("fit", *args, cwd=workdir)
     _wait_for("checkpoints/*/*/checkpoints/last.ckpt", workdir, proc)
     time.sleep(1.0)  # into the second epoch
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert only_run(store(workdir)).info.status == "RUNNING"
 
-    out = run_cli(*args, "--resume", "auto", cwd=workdir)
+    out = run_command("fit", *args, "--resume", "auto", cwd=workdir)
     assert out.returncode == 0, out.stderr[-3000:]
     run = only_run(store(workdir))
     client = mlflow.MlflowClient(store(workdir))
@@ -226,8 +200,8 @@ def test_sigkill_then_resume_auto_gives_one_complete_run(workdir, tiny_csv):
 
 
 @pytest.mark.slow
-def test_ctrl_c_marks_the_run_killed(workdir, tiny_csv):
-    proc = _start(workdir, fit_args(tiny_csv, "--epochs", "50", "--batch-size", "8"))
+def test_ctrl_c_marks_the_run_killed(workdir, tiny_csv, start_command):
+    proc = start_command("fit", *fit_args(tiny_csv, "--epochs", "50", "--batch-size", "8"), cwd=workdir)
     _wait_for("checkpoints/*/*/checkpoints/last.ckpt", workdir, proc)
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)
@@ -236,8 +210,8 @@ def test_ctrl_c_marks_the_run_killed(workdir, tiny_csv):
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_makes_one_run_over_the_whole_test_set(workdir, tiny_csv):
-    out = run_cli(*fit_args(tiny_csv, "--epochs", "1", "--strategy", "ddp", "--devices", "2", "--protocol", "standard"),
+def test_ddp_on_two_cpu_processes_makes_one_run_over_the_whole_test_set(workdir, tiny_csv, run_command):
+    out = run_command("fit", *fit_args(tiny_csv, "--epochs", "1", "--strategy", "ddp", "--devices", "2", "--protocol", "standard"),
                   cwd=workdir, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     run = only_run(store(workdir))
@@ -290,6 +264,7 @@ def test_metrics_read_back_from_a_real_mlflow_server(workdir, tiny_csv):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_recipe_trains(workdir, tiny_csv, recipe, capsys):
     """The recipes keep up with the options: each runs one batch of everything (on CPU here)."""

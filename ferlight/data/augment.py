@@ -18,8 +18,8 @@ from torch import nn
 
 from ferlight.data.preprocess import IMAGE_SIZE, center_crop
 from ferlight.errors import ConfigError
+from ferlight.options import AUGMENTATIONS, check_choice
 
-POLICIES = ("none", "strong")
 PAD = 4  # largest shift, in pixels, when the crop is the whole face
 MAX_ROTATION_DEGREES = 10.0
 ERASE_PROBABILITY = 0.5
@@ -32,8 +32,7 @@ class BatchAugment(nn.Module):
 
     def __init__(self, policy: str = "none", crop_size: int = IMAGE_SIZE) -> None:
         super().__init__()
-        if policy not in POLICIES:
-            raise ConfigError(f"unknown augmentation {policy!r}; choose from {', '.join(POLICIES)}")
+        check_choice("augmentation", policy, AUGMENTATIONS)
         if not 8 <= crop_size <= IMAGE_SIZE:
             raise ConfigError(f"crop_size must be between 8 and {IMAGE_SIZE}, got {crop_size}")
         self.policy = policy

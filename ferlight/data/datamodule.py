@@ -25,10 +25,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from ferlight.data.augment import BatchAugment
 from ferlight.data.fer_data import CLASS_NAMES, FERPLUS_CLASS_NAMES
-from ferlight.data.load import LABEL_SETS, load_fer2013
+from ferlight.data.load import load_fer2013
 from ferlight.data.preprocess import IMAGE_SIZE, normalize
-from ferlight.data.protocols import PROTOCOLS, SPLITS, split_protocol
+from ferlight.data.protocols import SPLITS, split_protocol
 from ferlight.errors import ConfigError, DataError
+from ferlight.options import LABEL_SETS, PROTOCOLS, check_choice
 
 
 class FaceTensors(Dataset):
@@ -78,10 +79,8 @@ class FER2013DataModule(L.LightningDataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
-        if labels not in LABEL_SETS:
-            raise ConfigError(f"unknown labels {labels!r}; choose from {', '.join(LABEL_SETS)}")
+        check_choice("protocol", protocol, PROTOCOLS)
+        check_choice("labels", labels, LABEL_SETS)
         if batch_size < 1 or num_workers < 0:
             raise ConfigError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size} and {num_workers}")
         self.save_hyperparameters(logger=False)  # ferlight.training.run logs the whole config itself

@@ -14,11 +14,11 @@ from ferlight.data.ferplus import FERPLUS_NAME, relabel_ferplus
 from ferlight.data.image_folders import image_files, read_image_folders
 from ferlight.data.kaggle_csv import read_fer2013_csv
 from ferlight.errors import ConfigError, DataError
+from ferlight.options import LABEL_SETS, check_choice
 
 ENV_DATA = "FERLIGHT_DATA"
 DEFAULT_PATHS = ("data/fer2013.csv", "data/fer2013.csv.gz", "data/fer2013_images.u8.xz")
 KAGGLE_URL = "https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge"
-LABEL_SETS = ("fer2013", "ferplus")
 
 
 def load_fer2013(
@@ -36,8 +36,7 @@ def load_fer2013(
     ``fer2013new.csv`` beside the FER2013 file) and drops faces without a FER+ majority. The
     parsed FER2013 is cached in ``cache_dir`` (see :mod:`ferlight.data.cache`).
     """
-    if labels not in LABEL_SETS:
-        raise ConfigError(f"unknown labels {labels!r}; choose from {', '.join(LABEL_SETS)}")
+    check_choice("labels", labels, LABEL_SETS)
     source = find_source(path)
     data = _read_cached(source, cache_dir)
     if labels == "ferplus":

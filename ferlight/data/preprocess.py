@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import torch
 
+from ferlight.options import TTA_MODES, check_choice
+
 IMAGE_SIZE = 48
 # Mean and standard deviation of FER2013 Training pixels, scaled to [0, 1].
 MEAN = 0.5077
 STD = 0.2550
-TTA_MODES = ("none", "flip", "tencrop")
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -43,8 +44,7 @@ def tta_views(x: torch.Tensor, mode: str, crop_size: int = IMAGE_SIZE) -> torch.
     ``none``: the centre crop; ``flip``: the centre crop and its mirror; ``tencrop``: four corner
     crops and the centre crop, each with its mirror (for models trained on crops).
     """
-    if mode not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation {mode!r}; choose from {', '.join(TTA_MODES)}")
+    check_choice("test-time augmentation", mode, TTA_MODES)
     center = center_crop(x, crop_size)
     if mode == "none":
         return center.unsqueeze(0)

@@ -16,23 +16,21 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ferlight.data.fer_data import USAGES, FERData
-from ferlight.errors import ConfigError, DataError
+from ferlight.errors import DataError
+from ferlight.options import PROTOCOLS, SPLITS, check_choice
 
-PROTOCOLS = ("paper", "standard")
-SPLITS = ("train", "val", "test")
 PAPER_VAL_FRACTION = 0.1
 
 
 def split_protocol(data: FERData, protocol: str = "paper", seed: int = 0) -> dict[str, np.ndarray]:
     """Row indices (sorted int64) of ``data`` for "train", "val" and "test" under ``protocol``."""
+    check_choice("protocol", protocol, PROTOCOLS)
     training, public, private = (np.flatnonzero(data.usage == USAGES.index(u)) for u in USAGES)
     if protocol == "paper":
         train, val = _stratified_split(data, training, seed)
         splits = {"train": train, "val": val, "test": np.concatenate([public, private])}
-    elif protocol == "standard":
-        splits = {"train": training, "val": public, "test": private}
     else:
-        raise ConfigError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+        splits = {"train": training, "val": public, "test": private}
     for name, rows in splits.items():
         if len(rows) == 0:
             raise DataError(f"protocol {protocol!r} has an empty {name} split: the data has {_usage_counts(data)}")

@@ -1,8 +1,8 @@
-"""Reports in the paper's layout: classification report, confusion matrix and attention figures.
+"""The paper's classification report (its Figures 4, 6 and 9), as a dict, text and files.
 
-Everything here works on plain arrays (a confusion matrix, images, attention maps), so the same
-functions serve training runs, ``ferlight.evaluate`` and notebooks. Figures are drawn with
-matplotlib's non-interactive Agg backend and written atomically.
+It works from a confusion matrix, so the same functions serve training runs (where torchmetrics
+syncs the matrix across DDP ranks), ``ferlight.evaluate`` and notebooks. Figures are in
+:mod:`ferlight.evaluation.plots`.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ferlight.atomic import atomic_output  # noqa: E402
+from ferlight.atomic import atomic_output
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den``, 0 where ``den`` is 0 (a class never predicted has precision 0)."""
     return np.divide(num, den, out=np.zeros_like(num, dtype=float), where=den > 0)
 
 
@@ -35,9 +32,9 @@ def classification_report(confusion: np.ndarray, class_names: Sequence[str]) -> 
     confusion = np.asarray(confusion, dtype=float)
     tp = np.diag(confusion)
     support = confusion.sum(1)
-    precision = _ratio(tp, confusion.sum(0))
-    recall = _ratio(tp, support)
-    f1 = _ratio(2 * precision * recall, precision + recall)
+    precision = ratio(tp, confusion.sum(0))
+    recall = ratio(tp, support)
+    f1 = ratio(2 * precision * recall, precision + recall)
     report = {
         name: {"precision": p, "recall": r, "f1-score": f, "support": int(s)}
         for name, p, r, f, s in zip(class_names, precision, recall, f1, support)
@@ -48,7 +45,7 @@ def classification_report(confusion: np.ndarray, class_names: Sequence[str]) -> 
     report["macro avg"] = {
         "precision": precision.mean(), "recall": recall.mean(), "f1-score": f1.mean(), "support": int(total)
     }
-    weights = _ratio(support, np.full_like(support, total))
+    weights = ratio(support, np.full_like(support, total))
     report["weighted avg"] = {
         "precision": float(precision @ weights),
         "recall": float(recall @ weights),
@@ -85,56 +82,3 @@ def write_report(report: dict, directory: str | os.PathLike) -> list[Path]:
         write_text(directory / "classification_report.txt", format_report(report)),
         write_text(directory / "classification_report.json", json.dumps(report, indent=2) + "\n"),
     ]
-
-
-def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], path: str | os.PathLike) -> Path:
-    """Row-normalised confusion matrix with counts, saved as a PNG."""
-    confusion = np.asarray(confusion)
-    rates = _ratio(confusion.astype(float), confusion.sum(1, keepdims=True).astype(float))
-    fig, ax = plt.subplots(figsize=(1.1 * len(class_names) + 2, 1.1 * len(class_names) + 1))
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), count in np.ndenumerate(confusion):
-        color = "white" if rates[i, j] > 0.5 else "black"
-        ax.text(j, i, f"{rates[i, j]:.2f}\n({count})", ha="center", va="center", fontsize=8, color=color)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("Confusion matrix (rows normalised)")
-    return _save(fig, path)
-
-
-def plot_attention_maps(
-    images: np.ndarray,
-    attention: np.ndarray,
-    labels: Sequence[int],
-    predictions: Sequence[int],
-    class_names: Sequence[str],
-    path: str | os.PathLike,
-) -> Path:
-    """Faces with their attention maps overlaid (the paper's Figure 8), one column per face.
-
-    ``images`` are uint8 N x H x W faces, ``attention`` N x h x w maps (stretched over the face).
-    """
-    n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
-    for k in range(n):
-        face = images[k]
-        h, w = face.shape
-        extent = (-0.5, w - 0.5, h - 0.5, -0.5)  # stretch the coarse map over the whole face
-        axes[0, k].imshow(face, cmap="gray", vmin=0, vmax=255)
-        axes[0, k].set_title(f"true: {class_names[labels[k]]}", fontsize=8)
-        axes[1, k].imshow(face, cmap="gray", vmin=0, vmax=255)
-        axes[1, k].imshow(attention[k], cmap="jet", alpha=0.45, extent=extent, interpolation="bilinear")
-        axes[1, k].set_title(f"pred: {class_names[predictions[k]]}", fontsize=8)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle("Attention over test faces")
-    return _save(fig, path)

@@ -39,7 +39,7 @@ from torch import nn
 
 from ferlight.hardware import machine as hardware
 from ferlight.atomic import atomic_output
-from ferlight.errors import ConfigError
+from ferlight.options import INFERENCE_PRECISIONS, check_choice
 
 AUTO = "auto"
 MIN_SPEEDUP = 1.2  # bf16 must be this much faster than float32 to be chosen on a CPU
@@ -112,9 +112,7 @@ def inference_decision(
     """:func:`resolve_inference_precision` with its reason; ``precision`` other than ``auto`` wins
     as given (32-true, bf16-mixed or 16-mixed; anything else is a ConfigError)."""
     if precision != AUTO:
-        if precision not in DTYPES:
-            raise ConfigError(f"unknown precision {precision!r}; choose from {AUTO}, {', '.join(DTYPES)}")
-        return Decision(precision, "set explicitly")
+        return Decision(check_choice("precision", precision, INFERENCE_PRECISIONS), "set explicitly")
     device = torch.device(device)
     if channels_last is None:
         channels_last = _is_channels_last(model)

@@ -18,13 +18,13 @@ import torch
 from torch import nn
 
 from ferlight.models._layers import dense_layers, init_weights, vgg_block
+from ferlight.options import DROPOUT_PLACEMENTS
 from ferlight.models._registry import check_bool, check_choice, check_probability, register_model
 
 # Conv widths per block; each block ends in 2x2 max pooling.
 VGG11_BLOCKS = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 DENSE_WIDTHS = (2048, 2048)
-DROPOUT_PLACEMENTS = ("none", "every", "alternate")
 
 
 class VGG(nn.Module):

@@ -24,19 +24,14 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from ferlight.data.preprocess import IMAGE_SIZE, TTA_MODES, tta_views
+from ferlight.data.preprocess import tta_views
 from ferlight.errors import ConfigError
 from ferlight.evaluation.predict import tta_probabilities
 from ferlight.models import create_model
+from ferlight.options import OPTIMIZERS, SCHEDULERS, TTA_MODES, check_choice
+from ferlight.training.config import FitConfig
 
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-SCHEDULERS = ("none", "plateau", "cosine", "onecycle")
-
-
-def _choice(name: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
-    return value
+DEFAULTS = FitConfig()  # the module's defaults are the command line's
 
 
 class EmotionClassifier(L.LightningModule):
@@ -49,26 +44,26 @@ class EmotionClassifier(L.LightningModule):
 
     def __init__(
         self,
-        arch: str = "attention",
+        arch: str = DEFAULTS.arch,
         model_options: dict | None = None,
         class_names: Sequence[str] = (),
-        crop_size: int = IMAGE_SIZE,
-        optimizer: str = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
-        scheduler: str = "none",
-        label_smoothing: float = 0.0,
+        crop_size: int = DEFAULTS.crop_size,
+        optimizer: str = DEFAULTS.optimizer,
+        lr: float = DEFAULTS.lr,
+        weight_decay: float = DEFAULTS.weight_decay,
+        momentum: float = DEFAULTS.momentum,
+        scheduler: str = DEFAULTS.scheduler,
+        label_smoothing: float = DEFAULTS.label_smoothing,
         class_weights: Sequence[float] | None = None,
-        tta: str = "none",
-        channels_last: bool = False,
+        tta: str = DEFAULTS.tta,
+        channels_last: bool = DEFAULTS.channels_last,
     ) -> None:
         super().__init__()
         if not class_names:
             raise ConfigError("class_names must name the classes the model predicts")
-        _choice("optimizer", optimizer, OPTIMIZERS)
-        _choice("scheduler", scheduler, SCHEDULERS)
-        _choice("test-time augmentation", tta, TTA_MODES)
+        check_choice("optimizer", optimizer, OPTIMIZERS)
+        check_choice("scheduler", scheduler, SCHEDULERS)
+        check_choice("test-time augmentation", tta, TTA_MODES)
         self.save_hyperparameters(logger=False)  # ferlight.training.run logs the whole config itself
         self.class_names = tuple(class_names)
         self.model = create_model(arch, num_classes=len(self.class_names), **(model_options or {}))
@@ -148,10 +143,6 @@ class EmotionClassifier(L.LightningModule):
         self.test_confusion = self.test_confmat.compute().cpu()
         for metric in (self.test_metrics, self.test_per_class, self.test_confmat):
             metric.reset()
-
-    def predict_step(self, batch, batch_idx):
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.predict_proba(x)
 
     def _per_class(self, prefix: str, values: torch.Tensor) -> dict[str, torch.Tensor]:
         return {f"{prefix}/{name}": value for name, value in zip(self.class_names, values)}

@@ -8,9 +8,7 @@ params, per-epoch metrics, test metrics, classification report, confusion matrix
 
 from __future__ import annotations
 
-import signal
 import tempfile
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,13 +21,15 @@ from lightning.pytorch.utilities import rank_zero_only
 
 import ferlight
 from ferlight.hardware import machine as hardware
-from ferlight.evaluation import reports
+from ferlight.evaluation import plots, reports
 from ferlight.tracking import store as tracking
 from ferlight.training.budget import TimeBudget
+from ferlight.training.interrupt import CtrlC
 from ferlight.training.config import MODEL_FLAGS, FitConfig
 from ferlight.data import FER2013DataModule
 from ferlight.data.preprocess import eval_transform
 from ferlight.errors import ConfigError
+from ferlight.options import options_for
 from ferlight.models import list_models
 from ferlight.training.classifier import EmotionClassifier
 from ferlight.hardware.precision import AUTO, Decision, resolve_training_precision
@@ -47,35 +47,13 @@ class FitResult:
 
 
 def build_datamodule(cfg: FitConfig) -> FER2013DataModule:
-    return FER2013DataModule(
-        data=cfg.data,
-        protocol=cfg.protocol,
-        labels=cfg.labels,
-        ferplus=cfg.ferplus,
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
-        augment=cfg.augment,
-        crop_size=cfg.crop_size,
-        cache_dir=cfg.cache_dir,
-    )
+    return FER2013DataModule(**options_for(FER2013DataModule, cfg))
 
 
 def build_module(cfg: FitConfig, dm: FER2013DataModule) -> EmotionClassifier:
-    return EmotionClassifier(
-        arch=cfg.arch,
-        model_options=cfg.model_options,
-        class_names=dm.class_names,
-        crop_size=cfg.crop_size,
-        optimizer=cfg.optimizer,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        momentum=cfg.momentum,
-        scheduler=cfg.scheduler,
-        label_smoothing=cfg.label_smoothing,
-        class_weights=dm.class_weights().tolist() if cfg.class_weights else None,
-        tta=cfg.tta,
-        channels_last=cfg.channels_last,
-    )
+    """The module with the config's options; the classes and class weights come from the data."""
+    weights = dm.class_weights().tolist() if cfg.class_weights else None
+    return EmotionClassifier(**{**options_for(EmotionClassifier, cfg), "class_names": dm.class_names, "class_weights": weights})
 
 
 def _resume_point(cfg: FitConfig) -> tuple[str | None, str | None]:
@@ -97,46 +75,6 @@ def _resume_point(cfg: FitConfig) -> tuple[str | None, str | None]:
     if not path.is_file():
         raise ConfigError(f"--resume: no checkpoint at {path}")
     return path.parent.parent.name, str(path)
-
-
-class CtrlC(Callback):
-    """Ctrl-C stops training at the next batch boundary and is remembered.
-
-    Python raises KeyboardInterrupt wherever the main thread happens to be, which can be inside an
-    MLflow write to SQLite: the interrupted transaction then holds the database lock, and the
-    writes that end the run fail with "database is locked". So the first Ctrl-C only sets a flag,
-    and the interrupt is raised between batches, where Lightning shuts down gracefully (and ends
-    the run as KILLED). A second Ctrl-C interrupts at once.
-    """
-
-    def __init__(self) -> None:
-        self.interrupted = False
-        self._requested = False
-        self._previous = None
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._request)
-
-    def _request(self, signum, frame) -> None:
-        self._requested = True
-        signal.signal(signal.SIGINT, self._previous)
-
-    def _raise_if_requested(self, *args) -> None:
-        if self._requested:
-            self._requested = False
-            raise KeyboardInterrupt
-
-    on_train_batch_start = on_train_batch_end = _raise_if_requested
-    on_validation_batch_start = on_validation_batch_end = _raise_if_requested
-
-    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        self.interrupted = isinstance(exception, KeyboardInterrupt)
-
-    def teardown(self, trainer, pl_module, stage: str) -> None:
-        if self._previous is not None and signal.getsignal(signal.SIGINT) == self._request:
-            signal.signal(signal.SIGINT, self._previous)
-        self._previous = None
 
 
 def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | None = None) -> FitResult:
@@ -259,7 +197,7 @@ def _log_artifacts(cfg, logger, module: EmotionClassifier, dm: FER2013DataModule
         if module.test_confusion is not None:
             confusion = module.test_confusion.numpy()
             files += reports.write_report(reports.classification_report(confusion, module.class_names), tmp)
-            files.append(reports.plot_confusion_matrix(confusion, module.class_names, tmp / "confusion_matrix.png"))
+            files.append(plots.plot_confusion_matrix(confusion, module.class_names, tmp / "confusion_matrix.png"))
         if hasattr(module.model, "forward_with_attention"):
             files.append(_attention_figure(module, dm, tmp / "attention_maps.png"))
         tracking.log_artifacts(logger, files)
@@ -283,7 +221,7 @@ def _attention_figure(module: EmotionClassifier, dm: FER2013DataModule, path: Pa
     x = eval_transform(torch.from_numpy(faces), module.hparams.crop_size).to(module.device)
     module.eval()
     logits, attention = module.model.forward_with_attention(x.contiguous(memory_format=module.memory_format))
-    return reports.plot_attention_maps(
+    return plots.plot_attention_maps(
         faces,
         attention[:, 0].float().cpu().numpy(),
         labels[picks],

@@ -12,7 +12,7 @@ import pytest
 
 from ferlight.testing.tiny_data import write_tiny_fer2013
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

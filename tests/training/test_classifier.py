@@ -6,7 +6,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from ferlight.errors import ConfigError
-from ferlight.training.classifier import OPTIMIZERS, SCHEDULERS, EmotionClassifier
+from ferlight.options import OPTIMIZERS, SCHEDULERS
+from ferlight.training.classifier import EmotionClassifier
 
 NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

@@ -9,14 +9,8 @@ from lightning.pytorch.callbacks import Callback, Timer
 
 from ferlight.training.config import FitConfig
 from ferlight.training.run import run_fit
-from ferlight.testing.tiny_data import write_tiny_fer2013
 
 BUDGET_S = 6
-
-
-@pytest.fixture(scope="module")
-def tiny_csv(tmp_path_factory):
-    return write_tiny_fer2013(tmp_path_factory.mktemp("data") / "fer2013.csv")
 
 
 class RecordFit(Callback):
