@@ -4,10 +4,11 @@ label flicker and speed, per clip set, optionally beside the ``fer`` package in 
     python bench/make_live_clips.py --out .cache/live_clips --data ../shared/data/fer2013.csv.gz
     python bench/bench_live.py --clips .cache/live_clips [--sets heldout] [--peer]
 
-Each clip runs through ``python -m ferlight.live``'s own loop (:func:`ferlight.live.run`: read,
-detect, classify, write the JSONL; no window, no video unless ``--output-video``) with the
-command's defaults, or with ``--set NAME=VALUE`` overrides (the Recognizer's options) to compare
-settings; ``--ceiling`` adds the same cascade searching every whole frame at full size, the most
+Each clip runs through ``python -m ferlight.live``'s own loop
+(:func:`ferlight.inference.live_loop.run_live`: read, detect, classify, write the JSONL; no window,
+no video unless ``--output-video``) with the command's defaults, or with ``--set NAME=VALUE``
+overrides (fields of DetectorOptions and RecognizerOptions, as ``Recognizer.from_checkpoint``
+takes them) to compare settings; ``--ceiling`` adds the same cascade searching every whole frame at full size, the most
 that scaling, near-face search and tracking could keep. Scores (:mod:`ferlight.testing.live_scoring`): frames with exactly the right faces,
 missed and false faces, track-id switches on faces that stay in view, label changes per 100
 frames; speed: fps over all frames of the set, and over the one-face clips, with detection and
@@ -29,8 +30,8 @@ import cv2
 import torch
 
 from ferlight.hardware.machine import summary as describe_machine
+from ferlight.inference.live_loop import run_live
 from ferlight.inference.recognizer import Recognizer
-from ferlight.live import run
 from ferlight.testing.live_clips import read_truth
 from ferlight.testing.live_scoring import LiveScore, score_clip
 
@@ -53,7 +54,7 @@ def bench_ferlight(recognizer: Recognizer, videos: list[Path], workdir: Path, ou
     results = {}
     for video in videos:
         jsonl = workdir / f"{video.stem}.jsonl"
-        stats = run(recognizer, video, display=False, jsonl=jsonl, output=workdir / "out.mp4" if output_video else None)
+        stats = run_live(recognizer, video, display=False, jsonl=jsonl, output=workdir / "out.mp4" if output_video else None)
         results[video.stem] = (read_jsonl(jsonl), stats.frames, stats.seconds, stats.detect_ms, stats.classify_ms)
     return results
 
@@ -117,7 +118,7 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, default=Path(".cache/live_clips"))
     parser.add_argument("--sets", nargs="+", default=["tune", "heldout"])
     parser.add_argument("--checkpoint", help="default: the model shipped with ferlight")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a Recognizer.from_checkpoint option, e.g. detect_every=5")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a DetectorOptions or RecognizerOptions field, e.g. detect_every=5")
     parser.add_argument("--peer", action="store_true", help="also run the fer package on the same clips (bench/peer_fer.py)")
     parser.add_argument("--ceiling", action="store_true", help="also run the same cascade alone: the whole frame at full size, every frame (what tracking and scaling could at best keep)")
     parser.add_argument("--output-video", action="store_true", help="also draw and write the annotated video, as --output does")

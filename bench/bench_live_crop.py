@@ -30,7 +30,6 @@ baseline with its standard error, and direct accuracy on all faces.
 from __future__ import annotations
 
 import argparse
-import inspect
 import itertools
 import os
 import shlex
@@ -44,11 +43,12 @@ import cv2
 import numpy as np
 import torch
 
-from ferlight.inference.checkpoint import load_model
 from ferlight.data import load_fer2013, split_protocol
 from ferlight.evaluation.predict import predict_proba
+from ferlight.inference.boxes import box_iou
+from ferlight.inference.checkpoint import load_model
 from ferlight.inference.crops import CROP_ASPECT, CROP_EDGE, CROP_MARGIN, CROP_SHIFT, EDGE_MODES, crop_box, cut
-from ferlight.inference.detection import HaarDetector, box_iou
+from ferlight.inference.detection import HAAR_CASCADE, HaarDetector
 from ferlight.inference.recognizer import Recognizer
 from ferlight.weights import DEFAULT_WEIGHTS
 
@@ -112,12 +112,10 @@ def render(face: np.ndarray, background: np.ndarray, x: int, y: int, side: int) 
     return frame
 
 
-def detector_options(detector) -> dict:
-    options = {k: v for k, v in vars(detector).items() if isinstance(v, (bool, int, float, str, tuple))}
-    default_cascade = inspect.signature(HaarDetector).parameters.get("cascade")
-    if default_cascade is not None and default_cascade.default is not inspect.Parameter.empty:
-        options["cascade"] = Path(default_cascade.default).name
-    return options
+def detector_options(detector: HaarDetector) -> dict:
+    """The settings the detector was built with, and its cascade (HaarDetector's default), for the report."""
+    settings = {k: v for k, v in vars(detector).items() if isinstance(v, (bool, int, float, str, tuple))}
+    return {**settings, "cascade": HAAR_CASCADE.name}
 
 
 def cpu_model() -> str:

@@ -7,7 +7,7 @@ subprocess to check what a user sees.
 from __future__ import annotations
 
 import json
-import subprocess
+import re
 import sys
 
 import cv2
@@ -18,11 +18,10 @@ import torch
 import ferlight.inference.checkpoint
 import ferlight.inference.recognizer
 from ferlight.data import CLASS_NAMES
-from ferlight.inference.recognizer import Face
-from ferlight.live import main
-from ferlight.testing.live_clips import ClipSpec, FacePath, background, photo_face, write_clip
-from ferlight.inference.video import annotate
-from live_data import compose_frames, write_fake_yunet, write_video
+from ferlight.live import build_parser, main
+from ferlight.testing.fake_yunet import write_fake_yunet
+from ferlight.testing.live_clips import ClipSpec, FacePath, background, photo_face, write_clip, write_video
+from ferlight.testing.synthetic_clip import compose_frames
 
 N_FRAMES = 10
 EMPTY = (0, 7)  # frames of the test clip without faces
@@ -46,7 +45,7 @@ def clip(tmp_path_factory):
     return path, frames, boxes
 
 
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
+def run_main(capsys, *argv) -> tuple[int, str, str]:
     """Exit status, stdout and stderr of ``main(argv)``."""
     try:
         main([str(a) for a in argv])
@@ -72,10 +71,25 @@ def count_frames(path) -> int:
     return count
 
 
+def test_flags_and_defaults():
+    """The flags of the command, its own and those made from DetectorOptions and RecognizerOptions."""
+    parser = build_parser()
+    flags = set(re.findall(r"--[a-z][\w-]*", parser.format_help()))
+    assert flags == {
+        "--help", "--checkpoint", "--run-id", "--tracking-uri", "--device", "--precision", "--detector",
+        "--detector-model", "--scale-factor", "--min-neighbors", "--min-face", "--detect-scale", "--detect-every",
+        "--smoothing", "--no-display", "--output", "--jsonl", "--max-frames", "--torch-threads", "--cv-threads",
+    }
+    defaults = parser.parse_args([])
+    assert (defaults.source, defaults.device, defaults.precision, defaults.detector, defaults.detector_model) == ("0", "cpu", "auto", "haar", None)
+    assert (defaults.scale_factor, defaults.min_neighbors, defaults.min_face, defaults.detect_scale) == (1.1, 4, 60, 0.75)
+    assert (defaults.detect_every, defaults.smoothing, defaults.no_display, defaults.torch_threads, defaults.cv_threads) == (10, 0.8, False, 1, None)
+
+
 def test_video_to_jsonl_and_annotated_video(tmp_path, capsys, checkpoint, clip):
     video, frames, boxes = clip
     out, log = tmp_path / "annotated.mp4", tmp_path / "faces.jsonl"
-    status, stdout, _ = run_cli(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
+    status, stdout, _ = run_main(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
     assert status == 0
     assert f"{N_FRAMES} frames ({N_FRAMES - len(EMPTY)} with faces" in stdout
     records = read_jsonl(log)
@@ -93,7 +107,7 @@ def test_video_to_jsonl_and_annotated_video(tmp_path, capsys, checkpoint, clip):
 def test_annotated_frames_show_the_boxes(tmp_path, capsys, checkpoint, clip):
     video, frames, _ = clip
     out, log = tmp_path / "annotated.avi", tmp_path / "faces.jsonl"
-    assert run_cli(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)[0] == 0
+    assert run_main(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)[0] == 0
     capture = cv2.VideoCapture(str(out))
     for _ in range(2):
         ok, annotated = capture.read()
@@ -102,22 +116,6 @@ def test_annotated_frames_show_the_boxes(tmp_path, capsys, checkpoint, clip):
     changed = np.abs(annotated.astype(int) - frames[1].astype(int)).sum(axis=2) > 60
     assert changed[y : y + h, x - 1 : x + 2].mean() > 0.8  # the box's left edge is drawn
     assert not changed[440:, 300:340].any()  # background far from faces untouched
-
-
-def test_annotate_draws_bars_beside_the_box_and_the_frame_rate(clip):
-    frame = clip[1][0]
-    probabilities = {name: (0.7 if name == "happy" else 0.05) for name in CLASS_NAMES}
-    right_face = Face((560, 100, 70, 70), probabilities, "happy", 3)  # no room on its right
-    left_face = Face((50, 100, 70, 70), probabilities, "happy", 4)
-
-    def changed(image):
-        return np.abs(image.astype(int) - frame.astype(int)).sum(axis=2) > 0
-
-    drawn = changed(annotate(frame, [left_face, right_face], fps=30.0))
-    assert drawn[100:180, 124:240].mean() > 0.5  # the bar panel right of the left face
-    assert drawn[100:180, 436:554].mean() > 0.5  # ... and left of the right face
-    assert drawn[5:25, 8:60].any()  # the frame rate
-    assert not changed(annotate(frame, [], fps=None)).any()
 
 
 def test_window_quits_on_q(tmp_path, capsys, monkeypatch, checkpoint, clip):
@@ -129,7 +127,7 @@ def test_window_quits_on_q(tmp_path, capsys, monkeypatch, checkpoint, clip):
     monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)
     monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
     log = tmp_path / "faces.jsonl"
-    assert run_cli(capsys, clip[0], "--checkpoint", checkpoint, "--jsonl", log)[0] == 0
+    assert run_main(capsys, clip[0], "--checkpoint", checkpoint, "--jsonl", log)[0] == 0
     assert shown == [(480, 640, 3)] * 3
     assert len(read_jsonl(log)) == 3
 
@@ -143,7 +141,7 @@ def test_image_file_and_folder_sources(tmp_path, capsys, checkpoint, clip):
     cv2.imwrite(str(folder / "c_small.jpg"), cv2.resize(frames[3], (320, 240)))
     (folder / "notes.txt").write_text("not an image")
     log, out = tmp_path / "faces.jsonl", tmp_path / "slides.mp4"
-    status, _, _ = run_cli(capsys, folder, "--checkpoint", checkpoint, "--no-display", "--jsonl", log, "--output", out)
+    status, _, _ = run_main(capsys, folder, "--checkpoint", checkpoint, "--no-display", "--jsonl", log, "--output", out)
     assert status == 0
     records = read_jsonl(log)
     assert [r["image"] for r in records] == ["a_empty.jpg", "b_faces.png", "c_small.jpg"]
@@ -153,7 +151,7 @@ def test_image_file_and_folder_sources(tmp_path, capsys, checkpoint, clip):
     assert count_frames(out) == 3  # the smaller image is resized into the video, not dropped
 
     single = tmp_path / "one.jsonl"
-    assert run_cli(capsys, folder / "b_faces.png", "--checkpoint", checkpoint, "--no-display", "--jsonl", single)[0] == 0
+    assert run_main(capsys, folder / "b_faces.png", "--checkpoint", checkpoint, "--no-display", "--jsonl", single)[0] == 0
     assert read_jsonl(single)[0]["faces"] == records[1]["faces"]
 
 
@@ -162,7 +160,7 @@ def test_image_sequence_is_read_as_a_video(tmp_path, capsys, checkpoint, clip):
     for i, frame in enumerate(frames):
         cv2.imwrite(str(tmp_path / f"frame_{i:03d}.png"), frame)
     log = tmp_path / "faces.jsonl"
-    assert run_cli(capsys, tmp_path / "frame_%03d.png", "--checkpoint", checkpoint, "--no-display", "--jsonl", log)[0] == 0
+    assert run_main(capsys, tmp_path / "frame_%03d.png", "--checkpoint", checkpoint, "--no-display", "--jsonl", log)[0] == 0
     records = read_jsonl(log)
     assert [len(r["faces"]) for r in records] == [len(b) for b in boxes]
     assert {face["track_id"] for face in records[1]["faces"]} == {face["track_id"] for face in records[6]["faces"]}
@@ -174,7 +172,7 @@ def test_yunet_detector_option(tmp_path, capsys, checkpoint):
     cv2.imwrite(str(tmp_path / "square.png"), image)
     model, log = write_fake_yunet(tmp_path / "yunet.onnx"), tmp_path / "faces.jsonl"
     argv = [tmp_path / "square.png", "--checkpoint", checkpoint, "--no-display", "--jsonl", log]
-    assert run_cli(capsys, *argv, "--detector", "yunet", "--detector-model", model, "--detect-scale", "0.5")[0] == 0
+    assert run_main(capsys, *argv, "--detector", "yunet", "--detector-model", model, "--detect-scale", "0.5")[0] == 0
     assert [face["box"] for face in read_jsonl(log)[0]["faces"]] == [[192, 128, 128, 128]]
 
 
@@ -185,7 +183,7 @@ def test_stream_that_drops_midway_leaves_complete_outputs(tmp_path, capsys, chec
     data = source.read_bytes()
     source.write_bytes(data[: len(data) // 2])  # the stream ends mid-way, index and all
     out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    status, _, _ = run_cli(capsys, source, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
+    status, _, _ = run_main(capsys, source, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
     assert status == 0
     lines = len(read_jsonl(log))
     assert 5 < lines < 30
@@ -201,7 +199,7 @@ def test_error_midway_keeps_what_was_processed(tmp_path, capsys, checkpoint, cli
     png = (folder / "2.png").read_bytes()
     (folder / "2.png").write_bytes(png[:200])  # a PNG header, then nothing: unreadable
     out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    status, _, err = run_cli(capsys, folder, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
+    status, _, err = run_main(capsys, folder, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
     assert status == 2
     assert err.strip() == f"error: cannot read image {folder / '2.png'}"
     assert len(read_jsonl(log)) == 2 and count_frames(out) == 2
@@ -220,14 +218,14 @@ def test_interrupt_keeps_complete_outputs(tmp_path, capsys, monkeypatch, checkpo
 
     monkeypatch.setattr(ferlight.inference.recognizer.Recognizer, "process_video", interrupted)
     out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    status, stdout, _ = run_cli(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
+    status, stdout, _ = run_main(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
     assert status == 0 and stdout.startswith("4 frames")
     assert len(read_jsonl(log)) == 4 and count_frames(out) == 4
 
 
 def test_max_frames(tmp_path, capsys, checkpoint, clip):
     log = tmp_path / "out.jsonl"
-    assert run_cli(capsys, clip[0], "--checkpoint", checkpoint, "--no-display", "--jsonl", log, "--max-frames", 3)[0] == 0
+    assert run_main(capsys, clip[0], "--checkpoint", checkpoint, "--no-display", "--jsonl", log, "--max-frames", 3)[0] == 0
     assert len(read_jsonl(log)) == 3
 
 
@@ -256,7 +254,7 @@ def _garbage(tmp_path, name, data=b"\x00garbage" * 100):
     ],
 )
 def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, checkpoint, make_args, message):
-    status, _, err = run_cli(capsys, *make_args(tmp_path, checkpoint), "--no-display")
+    status, _, err = run_main(capsys, *make_args(tmp_path, checkpoint), "--no-display")
     assert status == 2
     assert message in err and err.startswith("error: ") and err.count("\n") == 1, err
 
@@ -267,13 +265,13 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, checkpoint, make_a
 )
 def test_bad_output_paths(tmp_path, capsys, checkpoint, clip, output, message):
     option = "--jsonl" if output.endswith(".jsonl") else "--output"
-    status, _, err = run_cli(capsys, clip[0], "--checkpoint", checkpoint, "--no-display", option, tmp_path / output)
+    status, _, err = run_main(capsys, clip[0], "--checkpoint", checkpoint, "--no-display", option, tmp_path / output)
     assert status == 2 and message in err
 
 
 def test_missing_default_model(tmp_path, capsys, monkeypatch, clip):
     monkeypatch.setattr(ferlight.inference.checkpoint, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
-    status, _, err = run_cli(capsys, clip[0], "--no-display")
+    status, _, err = run_main(capsys, clip[0], "--no-display")
     assert status == 2 and "default model" in err and "--checkpoint" in err
 
 
@@ -281,17 +279,13 @@ def test_window_without_display_is_refused(capsys, monkeypatch, checkpoint, clip
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
-    status, _, err = run_cli(capsys, clip[0], "--checkpoint", checkpoint)
+    status, _, err = run_main(capsys, clip[0], "--checkpoint", checkpoint)
     assert status == 2 and "--no-display" in err
 
 
-def test_module_entry_point_reports_bad_input_in_one_line(tmp_path, checkpoint):
-    result = subprocess.run(
-        [sys.executable, "-m", "ferlight.live", str(tmp_path / "nowhere.mp4"), "--checkpoint", str(checkpoint), "--no-display"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+@pytest.mark.slow
+def test_module_entry_point_reports_bad_input_in_one_line(tmp_path, checkpoint, run_command):
+    result = run_command("live", tmp_path / "nowhere.mp4", "--checkpoint", checkpoint, "--no-display", cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert result.stderr == f"error: no such file, folder or camera: {tmp_path / 'nowhere.mp4'}\n"
 
@@ -301,7 +295,7 @@ def test_real_face_clip_gives_one_record_and_one_video_frame_per_input_frame(tmp
     spec = ClipSpec("real", background("gravel"), [face], n_frames=18, jpeg=50)
     video = write_clip(tmp_path, spec)
     out, log = tmp_path / "annotated.mp4", tmp_path / "faces.jsonl"
-    assert run_cli(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)[0] == 0
+    assert run_main(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)[0] == 0
     records = read_jsonl(log)
     assert [r["frame"] for r in records] == list(range(18))
     assert [len(r["faces"]) for r in records] == [0] * 3 + [1] * 12 + [0] * 3

@@ -9,17 +9,25 @@ A detector maps a BGR or grey frame to face boxes ``(x, y, w, h)`` in that frame
   (where the tracker predicts it), at about its size. On video this is several times cheaper than
   a full scan, which is how :class:`ferlight.inference.recognizer.Recognizer` keeps up with a camera on a
   small CPU.
+
+:class:`DetectorOptions` holds every option of the detectors, with its default and help;
+:func:`create_detector` builds the detector they describe, and ``python -m ferlight.live`` turns
+them into its face-detection flags.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Optional
 
 import cv2
 import numpy as np
 
-from ferlight.errors import ConfigError
+from ferlight.errors import ConfigError, first_line
+from ferlight.inference.boxes import box_iou
+from ferlight.options import check_choice, option, options_for
 
 DETECTORS = ("haar", "yunet")
 # OpenCV's frontal-face cascades differ: on the live benchmark's tuning clips (bench/RESULTS.md)
@@ -42,6 +50,21 @@ MIN_NEIGHBORS = 4
 NEAR_MARGIN = 0.3
 NEAR_FACE = 48
 NEAR_SIZE_RANGE = (0.8, 1.25)
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Which face detector, and how it searches (see the constants above for how the defaults
+    were chosen)."""
+
+    detector: Literal[DETECTORS] = option("haar", "Haar cascade (shipped) or YuNet")
+    detector_model: Optional[str] = option(None, "the YuNet ONNX model (face_detection_yunet_*.onnx)")
+    scale_factor: float = option(SCALE_FACTOR, "Haar: scale step between searched sizes")
+    min_neighbors: int = option(MIN_NEIGHBORS, "Haar: overlapping hits needed for a face")
+    min_face: int = option(MIN_FACE, "smallest face found, in pixels")
+    detect_scale: float = option(
+        DETECT_SCALE, "search the whole frame downscaled by this factor; the Haar cascade finds no face under 24 / scale px"
+    )
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -173,7 +196,7 @@ class YuNetDetector(FaceDetector):
         try:
             self.net = cv2.FaceDetectorYN.create(str(model), "", (320, 320), score_threshold)
         except cv2.error as err:
-            raise ConfigError(f"{model} is not a YuNet ONNX model ({_first_line(err)})") from None
+            raise ConfigError(f"{model} is not a YuNet ONNX model ({_opencv_message(err)})") from None
 
     def detect_near(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """YuNet searches the whole frame every time: the near-a-face search is tuned for the Haar
@@ -190,56 +213,20 @@ class YuNetDetector(FaceDetector):
         return boxes[keep]
 
 
-def create_detector(
-    name: str = "haar",
-    model: str | os.PathLike | None = None,
-    *,
-    scale_factor: float = SCALE_FACTOR,
-    min_neighbors: int = MIN_NEIGHBORS,
-    min_face: int = MIN_FACE,
-    detect_scale: float = DETECT_SCALE,
-) -> FaceDetector:
-    """The detector called ``name`` (``haar`` or ``yunet``; YuNet needs ``model``, an ONNX file)."""
-    if name == "haar":
-        if model is not None:
+def create_detector(options: DetectorOptions | None = None) -> FaceDetector:
+    """The detector ``options`` describe (default: the Haar cascade with its tuned settings); the
+    yunet detector needs its ONNX file (``detector_model``), which the Haar cascade has no use for."""
+    options = options or DetectorOptions()
+    check_choice("detector", options.detector, DETECTORS)
+    if options.detector == "haar":
+        if options.detector_model is not None:
             raise ConfigError("a detector model (detector_model, --detector-model) is only used by the yunet detector")
-        return HaarDetector(scale_factor, min_neighbors, min_face, detect_scale)
-    if name == "yunet":
-        if model is None:
-            raise ConfigError("the yunet detector needs its ONNX model file (detector_model, --detector-model)")
-        return YuNetDetector(model, min_face, detect_scale)
-    raise ConfigError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
+        return HaarDetector(**options_for(HaarDetector, options))
+    if options.detector_model is None:
+        raise ConfigError("the yunet detector needs its ONNX model file (detector_model, --detector-model)")
+    return YuNetDetector(options.detector_model, **options_for(YuNetDetector, options))
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box of ``a`` (N x 4, x y w h) with every box of ``b`` (M x 4)."""
-    a, b = np.asarray(a, dtype=np.float64)[:, None], np.asarray(b, dtype=np.float64)[None]
-    left = np.maximum(a[..., 0], b[..., 0])
-    top = np.maximum(a[..., 1], b[..., 1])
-    right = np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2])
-    bottom = np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
-def match_boxes(a: np.ndarray, b: np.ndarray, min_iou: float) -> dict[int, int]:
-    """Greedy one-to-one matching of boxes ``a`` to boxes ``b``, best overlap first, pairs of IoU
-    >= ``min_iou`` only: {index in a: index in b}."""
-    if not len(a) or not len(b):
-        return {}
-    iou = box_iou(a, b)
-    pairs: dict[int, int] = {}
-    for flat in np.argsort(iou, axis=None)[::-1]:
-        i, j = (int(k) for k in np.unravel_index(flat, iou.shape))
-        if iou[i, j] < min_iou:
-            break
-        if i not in pairs and j not in pairs.values():
-            pairs[i] = j
-    return pairs
-
-
-def _first_line(err: cv2.error) -> str:
+def _opencv_message(err: cv2.error) -> str:
     """OpenCV's message without its source-file prefix: ``OpenCV(4.x) file.cpp:12: error: (-5) msg``."""
-    lines = str(err).strip().splitlines()
-    return lines[0].split("error: ", 1)[-1] if lines else type(err).__name__
+    return first_line(err).split("error: ", 1)[-1]

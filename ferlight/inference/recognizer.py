@@ -8,51 +8,60 @@
         print(result.index, [(f.track_id, f.label) for f in result.faces])
 
 Each face is found by a detector (:mod:`ferlight.inference.detection`), cropped
-(:mod:`ferlight.inference.crops`), turned grey, resized to 48 x 48 and put through
-:func:`ferlight.data.preprocess.eval_transform`, the function training uses for evaluation; all
-faces of a frame go through the model in one batch. On video, faces keep an id from frame to
-frame (overlap with where each face is predicted to be) and their probabilities are smoothed over
-time, so labels do not flicker. Needs torch and OpenCV only (no Lightning, no training code).
+(:mod:`ferlight.inference.crops`), turned grey, resized to 48 x 48, normalised as training's
+evaluation does, and given its probabilities by
+:func:`ferlight.evaluation.predict.tta_probabilities` (the centre crop the model was trained on,
+softmax), as ``python -m ferlight.evaluate`` gives them; all faces of a frame go through the
+model in one batch. On video, faces are followed from frame to frame
+(:mod:`ferlight.inference.face_tracks`) and their probabilities are smoothed over time, so labels
+do not flicker. Needs torch and OpenCV only (no Lightning, no training code).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Literal, Sequence
 
 import cv2
 import numpy as np
 import torch
 
-from ferlight.inference.checkpoint import LoadedModel, load_model, resolve_checkpoint
-from ferlight.data.preprocess import IMAGE_SIZE, eval_transform
+from ferlight.data.preprocess import IMAGE_SIZE, normalize
 from ferlight.errors import ConfigError, DataError
-from ferlight.inference.crops import face_crops
-from ferlight.inference.detection import (
-    DETECT_SCALE,
-    MIN_FACE,
-    MIN_NEIGHBORS,
-    SCALE_FACTOR,
-    FaceDetector,
-    HaarDetector,
-    box_iou,
-    create_detector,
-    match_boxes,
-    to_grey,
-)
+from ferlight.evaluation.predict import tta_probabilities
 from ferlight.hardware.precision import AUTO, autocast, inference_decision
+from ferlight.inference.boxes import box_iou
+from ferlight.inference.checkpoint import load_model, resolve_checkpoint
+from ferlight.inference.crops import face_crops
+from ferlight.inference.detection import DetectorOptions, FaceDetector, create_detector, to_grey
+from ferlight.inference.face_tracks import SMOOTHING, FaceTracker, check_smoothing
 from ferlight.inference.video import Frame, ImageSource, open_source
+from ferlight.models import LoadedModel
+from ferlight.options import INFERENCE_PRECISIONS, option
 
-# Weight of a face's past probabilities in each frame's (0: no smoothing). On the live benchmark's
-# tuning clips, whose faces never change expression, the shown label changed 3.8 times per 100
-# frames at 0.6, 2.7 at 0.75 and 1.6 at 0.85; 0.8 keeps a real change of expression visible
-# within about 3 frames (when one class's probability moves wholly to another).
-SMOOTHING = 0.8
 DETECT_EVERY = 10  # on video, search the whole frame every 10th frame, near known faces in between
 MERGE_IOU = 0.3  # a whole-frame box overlapping a near-search box this much is the same face
-VELOCITY_SMOOTHING = 0.5  # weight of a track's past velocity in each frame's
+DETECTOR_OPTIONS = tuple(f.name for f in dataclasses.fields(DetectorOptions))
+
+
+@dataclass(frozen=True)
+class RecognizerOptions:
+    """How the Recognizer follows faces on video and in which precision it runs its model."""
+
+    detect_every: int = option(DETECT_EVERY, "search the whole frame every N frames, near known faces in between (1: always in full)")
+    smoothing: float = option(SMOOTHING, "weight of a face's past probabilities, in [0, 1) (0: raw per-frame output)")
+    precision: Literal[INFERENCE_PRECISIONS] = option(
+        AUTO, "auto (bf16 only where measured faster for one face on this machine), or as named"
+    )
+
+    def __post_init__(self) -> None:
+        detect_every = self.detect_every
+        if isinstance(detect_every, bool) or not isinstance(detect_every, int) or detect_every < 1:
+            raise ConfigError(f"detect_every must be a positive integer, got {detect_every!r}")
+        check_smoothing(self.smoothing)
 
 
 @dataclass(frozen=True)
@@ -98,74 +107,6 @@ class FrameResult:
         return record
 
 
-@dataclass
-class _Track:
-    id: int
-    box: np.ndarray
-    probabilities: np.ndarray
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px per frame, smoothed
-    missed: int = 0
-
-    def predicted(self) -> np.ndarray:
-        """Where the face should be this frame, had it kept its velocity since it was last seen."""
-        x, y, w, h = self.box
-        dx, dy = self.velocity * (self.missed + 1)
-        return np.array([x + dx, y + dy, w, h])
-
-
-class FaceTracker:
-    """Gives each face an id that persists across frames and smooths its probabilities.
-
-    A detection continues the track whose predicted box (its last box moved on at its recent
-    velocity) it overlaps most (IoU >= ``min_iou``, greedy, best pairs first); otherwise it starts
-    a new track. A track unseen for more than ``max_missed`` frames is dropped. Probabilities are
-    an exponential moving average: ``p = smoothing * p_previous + (1 - smoothing) * p_frame``;
-    ``smoothing=0`` gives raw output.
-    """
-
-    def __init__(self, smoothing: float = SMOOTHING, min_iou: float = 0.3, max_missed: int = 10) -> None:
-        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
-            raise ConfigError(f"smoothing must be in [0, 1), got {smoothing!r}")
-        self.smoothing = float(smoothing)
-        self.min_iou = min_iou
-        self.max_missed = max_missed
-        self.tracks: list[_Track] = []
-        self._next_id = 1
-
-    def predicted_boxes(self) -> np.ndarray:
-        """The predicted box of every live track (N x 4)."""
-        return np.array([t.predicted() for t in self.tracks]).reshape(-1, 4)
-
-    def update(self, boxes: np.ndarray, probabilities: np.ndarray) -> tuple[list[int], np.ndarray]:
-        """Track ids and smoothed probabilities for this frame's detections, in their order."""
-        boxes = np.asarray(boxes).reshape(-1, 4)
-        matches = match_boxes(boxes, self.predicted_boxes(), self.min_iou)  # detection -> track index
-        ids, smoothed = [], np.empty_like(probabilities)
-        for det, (box, p) in enumerate(zip(boxes, probabilities)):
-            if det in matches:
-                track = self.tracks[matches[det]]
-                step = (_centre(box) - _centre(track.box)) / (track.missed + 1)
-                track.velocity = VELOCITY_SMOOTHING * track.velocity + (1 - VELOCITY_SMOOTHING) * step
-                track.box, track.missed = box, 0
-                track.probabilities = self.smoothing * track.probabilities + (1 - self.smoothing) * p
-            else:
-                track = _Track(self._next_id, box, p)
-                self._next_id += 1
-                self.tracks.append(track)
-            ids.append(track.id)
-            smoothed[det] = track.probabilities
-        for track in self.tracks:
-            if track.id not in ids:
-                track.missed += 1
-        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
-        return ids, smoothed
-
-
-def _centre(box) -> np.ndarray:
-    x, y, w, h = box
-    return np.array([x + w / 2, y + h / 2], dtype=np.float64)
-
-
 def _check_image(image: np.ndarray) -> np.ndarray:
     """A uint8 grey (H x W) or BGR (H x W x 3) view of ``image``; BGRA and H x W x 1 are accepted."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
@@ -193,28 +134,20 @@ class Recognizer:
     sets: more threads gain nothing on such small batches and stall when the CPU is busy.
     """
 
-    def __init__(
-        self,
-        model: LoadedModel,
-        detector: FaceDetector | None = None,
-        *,
-        smoothing: float = SMOOTHING,
-        detect_every: int = DETECT_EVERY,
-        precision: str = AUTO,
-    ) -> None:
-        if isinstance(detect_every, bool) or not isinstance(detect_every, int) or detect_every < 1:
-            raise ConfigError(f"detect_every must be a positive integer, got {detect_every!r}")
-        FaceTracker(smoothing)  # validates smoothing now rather than at the first video
+    def __init__(self, model: LoadedModel, detector: FaceDetector | None = None, **options) -> None:
+        """``detector``: default the Haar cascade with its tuned settings; ``options``: the fields of
+        :class:`RecognizerOptions` (``detect_every``, ``smoothing``, ``precision``)."""
+        options = RecognizerOptions(**options)
         # channels_last: 20-30% faster on CPU for these small conv nets (bench/RESULTS.md).
         self.model = model.model.eval().to(memory_format=torch.channels_last)
         self.class_names = model.class_names
         self.crop_size = model.crop_size
         self.device = next(self.model.parameters()).device
-        self.detector = detector or HaarDetector()
-        self.smoothing = smoothing
-        self.detect_every = detect_every
+        self.detector = detector or create_detector()
+        self.smoothing = options.smoothing
+        self.detect_every = options.detect_every
         shape = (1, 1, self.crop_size, self.crop_size)  # one face: what a camera mostly shows
-        self.precision = inference_decision(self.model, self.device, shape, channels_last=True, precision=precision)
+        self.precision = inference_decision(self.model, self.device, shape, channels_last=True, precision=options.precision)
 
     @classmethod
     def from_checkpoint(
@@ -224,30 +157,20 @@ class Recognizer:
         run_id: str | None = None,
         tracking_uri: str | None = None,
         device: str | torch.device = "cpu",
-        detector: str = "haar",
-        detector_model: str | os.PathLike | None = None,
-        scale_factor: float = SCALE_FACTOR,
-        min_neighbors: int = MIN_NEIGHBORS,
-        min_face: int = MIN_FACE,
-        detect_scale: float = DETECT_SCALE,
-        detect_every: int = DETECT_EVERY,
-        smoothing: float = SMOOTHING,
-        precision: str = AUTO,
+        **options,
     ) -> Recognizer:
         """Load a ferlight checkpoint (``path``, MLflow ``run_id``, or the shipped default model)
-        onto ``device`` and pair it with a ``haar`` or ``yunet`` face detector. ``precision``:
-        ``auto`` (bf16 only where it is measurably faster for one face on this machine, see
-        :mod:`ferlight.hardware.precision`), ``32-true`` or ``bf16-mixed``."""
-        face_detector = create_detector(
-            detector,
-            detector_model,
-            scale_factor=scale_factor,
-            min_neighbors=min_neighbors,
-            min_face=min_face,
-            detect_scale=detect_scale,
-        )
+        onto ``device`` and pair it with a face detector.
+
+        ``options``: the fields of :class:`~ferlight.inference.detection.DetectorOptions` (which
+        detector, ``haar`` or ``yunet``, and how it searches) and of :class:`RecognizerOptions`
+        (``detect_every``, ``smoothing``, and ``precision``: ``auto``, bf16 only where it is
+        measurably faster for one face on this machine, see :mod:`ferlight.hardware.precision`).
+        """
+        detection = {name: options.pop(name) for name in DETECTOR_OPTIONS if name in options}
+        detector = create_detector(DetectorOptions(**detection))
         model = load_model(resolve_checkpoint(path, run_id, tracking_uri), device)
-        return cls(model, face_detector, smoothing=smoothing, detect_every=detect_every, precision=precision)
+        return cls(model, detector, **options)
 
     @torch.inference_mode()
     def classify(self, faces: Sequence[np.ndarray]) -> np.ndarray:
@@ -256,11 +179,10 @@ class Recognizer:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         grey = [to_grey(_check_image(face)) for face in faces]
         batch = np.stack([cv2.resize(f, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA) for f in grey])
-        x = eval_transform(torch.from_numpy(batch).to(self.device), self.crop_size)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = normalize(torch.from_numpy(batch).to(self.device))
         with autocast(self.device, self.precision.dtype):
-            logits = self.model(x)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+            probabilities = tta_probabilities(self.model, x, "none", self.crop_size)
+        return probabilities.cpu().numpy()
 
     def __call__(self, image: np.ndarray) -> list[Face]:
         """The faces in one BGR or grey image (whole-image search, no tracking, no smoothing)."""

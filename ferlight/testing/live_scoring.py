@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ferlight.inference.detection import match_boxes
+from ferlight.inference.boxes import match_boxes
 
 MIN_IOU = 0.3
 

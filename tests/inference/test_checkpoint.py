@@ -1,16 +1,19 @@
-"""Checkpoints load with torch alone (weights_only), slim copies predict like their source."""
+"""Checkpoints load with torch alone (weights_only), slim copies predict like their source, and
+the shipped model is the default."""
 
 import pytest
 import torch
 
-from ferlight.inference.checkpoint import PREFIX, load_model, read_checkpoint, save_slim
+import ferlight.inference.checkpoint
 from ferlight.data import CLASS_NAMES
 from ferlight.errors import CheckpointError
+from ferlight.inference.checkpoint import PREFIX, load_model, read_checkpoint, resolve_checkpoint, save_slim
 from ferlight.models import create_model
 
 
 @pytest.fixture
-def checkpoint(tmp_path):
+def dropout_checkpoint(tmp_path):
+    """A checkpoint with dropout, 44 px crops and optimiser state, and the model it holds."""
     torch.manual_seed(0)
     model = create_model("fervgg_small", dropout=0.1)
     hp = {"arch": "fervgg_small", "model_options": {"dropout": 0.1}, "class_names": CLASS_NAMES, "crop_size": 44}
@@ -20,8 +23,8 @@ def checkpoint(tmp_path):
     return path, model.eval()
 
 
-def test_load_rebuilds_the_model_in_eval_mode(checkpoint):
-    path, model = checkpoint
+def test_load_rebuilds_the_model_in_eval_mode(dropout_checkpoint):
+    path, model = dropout_checkpoint
     loaded = load_model(path)
     x = torch.randn(2, 1, 44, 44)
     assert not loaded.model.training and loaded.crop_size == 44 and loaded.model_options == {"dropout": 0.1}
@@ -29,8 +32,8 @@ def test_load_rebuilds_the_model_in_eval_mode(checkpoint):
 
 
 @pytest.mark.parametrize("half", [False, True])
-def test_slim_copy_drops_training_state_and_predicts_the_same(checkpoint, tmp_path, half):
-    path, model = checkpoint
+def test_slim_copy_drops_training_state_and_predicts_the_same(dropout_checkpoint, tmp_path, half):
+    path, model = dropout_checkpoint
     slim = tmp_path / "slim.pt"
     save_slim(path, slim, half=half)
     assert "optimizer_states" not in read_checkpoint(slim)
@@ -47,3 +50,11 @@ def test_not_a_checkpoint(tmp_path):
         load_model(bogus)
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_model(tmp_path / "missing.ckpt")
+
+
+def test_missing_default_model_is_a_checkpoint_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(ferlight.inference.checkpoint, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
+    with pytest.raises(CheckpointError, match="default model .*default.pt is missing"):
+        resolve_checkpoint()
+    (tmp_path / "default.pt").write_bytes(b"")
+    assert resolve_checkpoint() == tmp_path / "default.pt"

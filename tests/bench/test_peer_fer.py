@@ -10,7 +10,7 @@ import numpy as np
 from ferlight.data.fer_data import CLASS_NAMES
 from ferlight.inference.recognizer import Face, FrameResult
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import peer_fer  # noqa: E402

@@ -1,8 +1,9 @@
-"""The inference API: detection, shared preprocessing, batching, tracking, smoothing, bad input.
+"""The Recognizer: faces found, the evaluation's probabilities in one batch, tracking and
+smoothing on video, the whole-frame search schedule, options and bad input.
 
 Faces are real photos shipped by scikit-image and matplotlib, composed into a synthetic video
-(tests/live_data.py). The model has random weights: these tests check where faces are and
-how results flow, not which emotion wins.
+(ferlight.testing.synthetic_clip). The model has random weights: these tests check where faces are
+and how results flow, not which emotion wins.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ import numpy as np
 import pytest
 import torch
 
-import ferlight.inference.checkpoint
 import ferlight.data
-from ferlight.inference.checkpoint import load_model
 from ferlight.data.preprocess import eval_transform
 from ferlight.errors import CheckpointError, ConfigError, DataError
-from ferlight.inference.detection import FaceDetector, box_iou, create_detector
-from ferlight.inference.recognizer import Face, FaceTracker, Recognizer, resolve_checkpoint
-from ferlight.testing.live_clips import ClipSpec, FacePath, background, photo_face, render
-from ferlight.testing.live_scoring import score_clip
+from ferlight.inference.boxes import box_iou
+from ferlight.inference.checkpoint import load_model
+from ferlight.inference.detection import FaceDetector
+from ferlight.inference.recognizer import Face, Recognizer, RecognizerOptions
 from ferlight.testing.checkpoints import save_checkpoint
-from live_data import compose_frames, write_fake_yunet, write_video
+from ferlight.testing.live_clips import ClipSpec, FacePath, background, photo_face, render, write_video
+from ferlight.testing.live_scoring import score_clip
+from ferlight.testing.synthetic_clip import compose_frames
 
 CLASS_NAMES = tuple(ferlight.data.CLASS_NAMES)
 EMPTY = (0, 1, 10, 11)  # frames of the test clip without faces
@@ -170,34 +171,6 @@ def test_smoothing_off_gives_each_frame_its_own_probabilities(checkpoint, clip):
             np.testing.assert_allclose(list(face.probabilities.values()), expected, atol=1e-5)
 
 
-def test_tracker_keeps_ids_by_overlap_and_drops_lost_tracks():
-    tracker = FaceTracker(smoothing=0.0, max_missed=1)
-    p = np.full((2, 3), 1 / 3)
-    ids, _ = tracker.update(np.array([[0, 0, 100, 100], [300, 0, 100, 100]]), p)
-    assert ids == [1, 2]
-    ids, _ = tracker.update(np.array([[310, 5, 100, 100], [10, 5, 100, 100]]), p)
-    assert ids == [2, 1]
-    ids, _ = tracker.update(np.array([[600, 300, 50, 50]]), p[:1])  # both missed once, a new face
-    assert ids == [3]
-    ids, _ = tracker.update(np.array([[0, 0, 100, 100]]), p[:1])  # track 1 missed once: still there
-    assert ids == [1]
-    tracker.update(np.zeros((0, 4)), p[:0])
-    ids, _ = tracker.update(np.array([[300, 0, 100, 100]]), p[:1])  # track 2 missed 3 times: gone
-    assert ids == [4]
-
-
-def test_tracker_smooths_probabilities_per_face():
-    tracker = FaceTracker(smoothing=0.75)
-    box = np.array([[0, 0, 100, 100]])
-    first, second = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
-    _, p1 = tracker.update(box, first)
-    _, p2 = tracker.update(box + 3, second)
-    np.testing.assert_allclose(p1, first)
-    np.testing.assert_allclose(p2, [[0.75, 0.25]])
-    _, p3 = tracker.update(np.array([[500, 500, 80, 80]]), second)  # a new face starts unsmoothed
-    np.testing.assert_allclose(p3, second)
-
-
 def test_face_json_is_plain_data():
     face = Face((1, 2, 3, 4), {"angry": 0.25, "happy": 0.75}, "happy", 7)
     assert face.to_json() == {"box": [1, 2, 3, 4], "track_id": 7, "label": "happy", "probabilities": {"angry": 0.25, "happy": 0.75}}
@@ -211,14 +184,6 @@ def test_run_id_loads_the_runs_best_checkpoint(monkeypatch, checkpoint):
     recognizer = Recognizer.from_checkpoint(run_id="abc123", tracking_uri="sqlite:///x.db")
     assert asked == [("abc123", "sqlite:///x.db")]
     assert recognizer.class_names == CLASS_NAMES
-
-
-def test_missing_default_model_is_a_checkpoint_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(ferlight.inference.checkpoint, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
-    with pytest.raises(CheckpointError, match="default model .*default.pt is missing"):
-        resolve_checkpoint()
-    (tmp_path / "default.pt").write_bytes(b"")
-    assert resolve_checkpoint() == tmp_path / "default.pt"
 
 
 def test_foreign_checkpoint_is_refused(tmp_path):
@@ -249,30 +214,20 @@ def test_bad_options_are_config_errors(checkpoint, options, message):
         Recognizer.from_checkpoint(checkpoint, **options)
 
 
+def test_recognizer_options_check_their_values_and_names(checkpoint):
+    assert RecognizerOptions() == RecognizerOptions(detect_every=10, smoothing=0.8, precision="auto")
+    with pytest.raises(ConfigError, match="detect_every must be a positive integer"):
+        RecognizerOptions(detect_every=True)
+    with pytest.raises(ConfigError, match="smoothing must be in"):
+        RecognizerOptions(smoothing=-0.1)
+    with pytest.raises(TypeError, match="min_faces"):
+        Recognizer.from_checkpoint(checkpoint, min_faces=50)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 def test_unavailable_cuda_is_a_config_error(checkpoint):
     with pytest.raises(ConfigError, match="CUDA is not available"):
         Recognizer.from_checkpoint(checkpoint, device="cuda")
-
-
-def test_yunet_model_that_is_not_onnx_is_refused(tmp_path):
-    bad = tmp_path / "yunet.onnx"
-    bad.write_text("not a model")
-    with pytest.raises(ConfigError, match="not a YuNet ONNX model"):
-        create_detector("yunet", bad)
-
-
-def test_yunet_detector_runs_opencvs_face_detector_yn(tmp_path, checkpoint):
-    model = write_fake_yunet(tmp_path / "yunet.onnx")
-    frame = np.zeros((480, 640, 3), dtype=np.uint8)
-    frame[192:256, 256:320] = 255  # at detect_scale 0.5: the stride-32 cell (4, 3), all white
-    detector = create_detector("yunet", model, detect_scale=0.5)
-    # The fake's box there: 64 px centred on (128, 96), i.e. (96, 64, 64, 64), doubled back.
-    assert detector.detect(frame).tolist() == [[192, 128, 128, 128]]
-    assert detector.detect_near(frame, np.array([[0, 0, 50, 50]])).tolist() == [[192, 128, 128, 128]]
-    assert len(create_detector("yunet", model, min_face=200).detect(frame)) == 0
-    recognizer = Recognizer.from_checkpoint(checkpoint, detector="yunet", detector_model=model, detect_scale=0.5)
-    assert [f.box for f in recognizer(frame)] == [(192, 128, 128, 128)]
 
 
 @pytest.mark.parametrize(
@@ -298,6 +253,7 @@ def test_gpu_gives_the_cpu_results(checkpoint, recognizer, clip):
         np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_inference_needs_no_training_stack():
     code = (
         "import sys, ferlight.inference.recognizer, ferlight.live; "
@@ -338,6 +294,7 @@ def test_a_second_face_does_not_take_the_first_ones_track(recognizer):
     assert (score.missed, score.false, score.switches) == (8, 0, 0)
 
 
+@pytest.mark.slow
 def test_auto_precision_never_takes_bf16_without_native_bf16(tmp_path, checkpoint):
     """Under ONEDNN_MAX_CPU_ISA=AVX2 (a CPU without native bf16, where bf16 is ~10x slower), the
     live path runs in float32; an explicit precision wins; an unknown one is refused."""

@@ -1,0 +1,51 @@
+"""The live loop: every frame recognised, written and counted; the window needs a display."""
+
+import json
+import sys
+
+import pytest
+import torch
+
+from ferlight.errors import ConfigError
+from ferlight.inference.live_loop import RunStats, check_display, run_live
+from ferlight.inference.recognizer import Recognizer
+from ferlight.testing.live_clips import write_video
+from ferlight.testing.synthetic_clip import compose_frames
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """A few 48 x 48 faces run fastest on one thread; two threads stall badly on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_run_counts_frames_faces_and_time(tmp_path, checkpoint):
+    frames, boxes = compose_frames(n_frames=6, n_faces=2, empty=(0, 5))
+    video = tmp_path / "clip.avi"
+    write_video(video, frames, fps=10)
+    log = tmp_path / "faces.jsonl"
+    stats = run_live(Recognizer.from_checkpoint(checkpoint), video, display=False, jsonl=log)
+    assert (stats.frames, stats.frames_with_faces, stats.faces) == (6, 4, 8)
+    assert stats.seconds > 0 and stats.detect_ms > 0 and stats.classify_ms > 0
+    assert [len(json.loads(line)["faces"]) for line in log.read_text().splitlines()] == [len(b) for b in boxes]
+
+
+def test_summary_gives_rates_per_frame():
+    stats = RunStats(frames=10, frames_with_faces=4, faces=6, seconds=2.0, detect_ms=50.0, classify_ms=20.0)
+    assert stats.summary() == (
+        "10 frames (4 with faces, 6 faces) in 2.0 s: 5.0 fps; per frame: detection 5.0 ms, classification 2.0 ms"
+    )
+    assert RunStats().fps == 0.0
+
+
+def test_window_needs_a_display(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(ConfigError, match="no display available"):
+        check_display()
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    check_display()
