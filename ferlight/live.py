@@ -43,7 +43,8 @@ def build_parser() -> ArgumentParser:
     model.add_argument("--tracking-uri", help="MLflow tracking URI for --run-id (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     model.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
     faces = parser.add_argument_group("face detection")
-    # A plain choice, so that a wrong name gets argparse's "invalid choice: ... (choose from ...)".
+    # A plain choice, so that a wrong name gets argparse's "invalid choice: ... (choose from ...)"
+    # (jsonargparse words a Literal field's error otherwise); the rest of the fields as they are.
     detector = next(f for f in dataclasses.fields(DetectorOptions) if f.name == "detector")
     faces.add_argument("--detector", choices=DETECTORS, default=detector.default, help=detector.metadata["help"])
     add_dataclass_arguments(faces, DetectorOptions, skip=("detector",))

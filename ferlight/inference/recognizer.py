@@ -44,7 +44,7 @@ from ferlight.options import INFERENCE_PRECISIONS, option
 
 DETECT_EVERY = 10  # on video, search the whole frame every 10th frame, near known faces in between
 MERGE_IOU = 0.3  # a whole-frame box overlapping a near-search box this much is the same face
-DETECTOR_OPTIONS = tuple(f.name for f in dataclasses.fields(DetectorOptions))
+_DETECTOR_FIELDS = tuple(f.name for f in dataclasses.fields(DetectorOptions))
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class Recognizer:
         (``detect_every``, ``smoothing``, and ``precision``: ``auto``, bf16 only where it is
         measurably faster for one face on this machine, see :mod:`ferlight.hardware.precision`).
         """
-        detection = {name: options.pop(name) for name in DETECTOR_OPTIONS if name in options}
+        detection = {name: options.pop(name) for name in _DETECTOR_FIELDS if name in options}
         detector = create_detector(DetectorOptions(**detection))
         model = load_model(resolve_checkpoint(path, run_id, tracking_uri), device)
         return cls(model, detector, **options)

@@ -32,6 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ferlight.inference.video import VideoSink
+
 SIZE = (640, 480)
 FPS = 15.0
 N_FRAMES = 90
@@ -329,15 +331,10 @@ def _degrade(frame: np.ndarray, spec: ClipSpec, progress: float, rng: np.random.
 
 
 def write_video(path: str | os.PathLike, frames: list[np.ndarray], fps: float = FPS) -> None:
-    """Write ``frames`` with cv2.VideoWriter (mp4v for .mp4, MJPG for .avi)."""
-    fourcc = "MJPG" if str(path).endswith(".avi") else "mp4v"
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
-    if not writer.isOpened():
-        raise OSError(f"cannot write {path}")
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
+    """Write ``frames`` as the live command writes its video (mp4v for .mp4, MJPG for .avi)."""
+    with VideoSink(path, fps) as sink:
+        for frame in frames:
+            sink.write(frame)
 
 
 def write_clip(folder: Path, spec: ClipSpec, fps: float = FPS) -> Path:
