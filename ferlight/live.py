@@ -21,7 +21,7 @@ import torch
 from jsonargparse import ArgumentParser
 
 from ferlight.errors import ConfigError, exit_on_error
-from ferlight.inference.detection import DETECTORS, DetectorOptions
+from ferlight.inference.detection import DetectorOptions
 from ferlight.inference.live_loop import check_display, run_live
 from ferlight.inference.recognizer import Recognizer, RecognizerOptions
 from ferlight.options import add_dataclass_arguments, parse_namespace, to_dataclass
@@ -43,11 +43,7 @@ def build_parser() -> ArgumentParser:
     model.add_argument("--tracking-uri", help="MLflow tracking URI for --run-id (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     model.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
     faces = parser.add_argument_group("face detection")
-    # A plain choice, so that a wrong name gets argparse's "invalid choice: ... (choose from ...)"
-    # (jsonargparse words a Literal field's error otherwise); the rest of the fields as they are.
-    detector = next(f for f in dataclasses.fields(DetectorOptions) if f.name == "detector")
-    faces.add_argument("--detector", choices=DETECTORS, default=detector.default, help=detector.metadata["help"])
-    add_dataclass_arguments(faces, DetectorOptions, skip=("detector",))
+    add_dataclass_arguments(faces, DetectorOptions)
     add_dataclass_arguments(parser.add_argument_group("recognition"), RecognizerOptions)
     out = parser.add_argument_group("output")
     out.add_argument("--no-display", action="store_true", help="do not open a window")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import TYPE_CHECKING, Any, Sequence, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, Sequence, get_args, get_origin, get_type_hints
 
 from ferlight.errors import ConfigError, first_line
 
@@ -25,6 +25,7 @@ TTA_MODES = ("none", "flip", "tencrop")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULERS = ("none", "plateau", "cosine", "onecycle")
 DROPOUT_PLACEMENTS = ("none", "every", "alternate")
+DETECTORS = ("haar", "yunet")
 SPLITS = ("train", "val", "test")
 INFERENCE_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # auto: decided per machine
 
@@ -53,7 +54,8 @@ def _names(cls) -> set[str]:
 
 
 def add_dataclass_arguments(parser: ArgumentParser, cls, skip: Sequence[str] = ()) -> None:
-    """Add ``--field-name`` options (type, default and help from the dataclass) to ``parser``."""
+    """Add ``--field-name`` options (type, default and help from the dataclass) to ``parser``; a
+    ``Literal`` field is a plain choice, so that a wrong value gets "invalid choice ... (choose from ...)"."""
     types = get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
@@ -62,6 +64,8 @@ def add_dataclass_arguments(parser: ArgumentParser, cls, skip: Sequence[str] = (
         kind, extra = types[f.name], {}
         if get_origin(kind) is list:  # --name A B C
             kind, extra = get_args(kind)[0], {"nargs": "+"}
+        elif get_origin(kind) is Literal:
+            kind, extra = type(get_args(kind)[0]), {"choices": get_args(kind)}
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default, help=f.metadata.get("help"), **extra)
 
 

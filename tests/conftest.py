@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from ferlight.testing.checkpoints import save_checkpoint
 from ferlight.testing.tiny_data import write_tiny_fer2013
@@ -24,6 +25,16 @@ def tiny_csv(tmp_path_factory):
 def checkpoint(tmp_path_factory):
     """A random-weight fervgg_small checkpoint (tests that need their own define ``checkpoint`` locally)."""
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.ckpt")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for the module (a few 48 x 48 faces run fastest so, and two threads stall
+    badly on a shared CPU), and the session's thread count put back afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

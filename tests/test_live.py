@@ -29,11 +29,8 @@ FPS = 10.0
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """main() sets torch's thread count (default 1); put back what the session had."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here on one torch thread."""
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,8 @@ import numpy as np
 
 from ferlight.errors import ConfigError, first_line
 from ferlight.inference.boxes import box_iou
-from ferlight.options import check_choice, option, options_for
+from ferlight.options import DETECTORS, check_choice, option, options_for
 
-DETECTORS = ("haar", "yunet")
 # OpenCV's frontal-face cascades differ: on the live benchmark's tuning clips (bench/RESULTS.md)
 # the whole pipeline got 1,966 of 2,160 frames right with "alt2" and 1,910 with "default" (0 false
 # faces vs 23); whole-frame searches missed 5 of 549 faces vs 10.

@@ -14,12 +14,8 @@ from ferlight.testing.synthetic_clip import compose_frames
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """A few 48 x 48 faces run fastest on one thread; two threads stall badly on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here on one torch thread."""
 
 
 def test_run_counts_frames_faces_and_time(tmp_path, checkpoint):

@@ -34,12 +34,8 @@ EMPTY = (0, 1, 10, 11)  # frames of the test clip without faces
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """A few 48 x 48 faces run fastest on one thread; two threads stall badly on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here on one torch thread."""
 
 
 @pytest.fixture(scope="module")
