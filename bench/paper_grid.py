@@ -1,6 +1,6 @@
 """Run the paper's whole grid (its Figures 5 and 7) and write results/paper_grid.md.
 
-The grid is ``sweeps/paper_grid.yaml`` run as a ferlight study (:func:`ferlight.study.runner.run_sweep`):
+The grid is ``sweeps/paper_grid.yaml`` run as a ferlight study (:func:`ferlight.study.run_sweep`):
 every point is one ``ferlight.fit`` run, tracked in MLflow under the study's parent run, and
 ``--workers`` runs several points at once (small models leave most of a GPU idle). A study that
 was cut off resumes where it stopped when the same command runs again. Protocol ``paper``: the
@@ -20,16 +20,14 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-import mlflow
 from optuna.trial import TrialState
 
-from ferlight.hardware import machine as hardware
-from ferlight.tracking import store as tracking
-from ferlight.training.config import FitConfig
+from ferlight import tracking
 from ferlight.errors import exit_on_error
 from ferlight.evaluation.reports import write_text
-from ferlight.study.runner import MLFLOW_RUN, SweepOptions, run_sweep
-from ferlight.study.spec import POINT, StudySpec, load_study_spec
+from ferlight.hardware import machine as hardware
+from ferlight.study import MLFLOW_RUN, POINT, StudySpec, SweepOptions, load_study_spec, run_sweep
+from ferlight.training.config import FitConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 # Test accuracies the paper reports (test = PublicTest + PrivateTest). The paper gives one figure
@@ -65,9 +63,9 @@ def grid_spec(base: FitConfig, archs: set[str] | None) -> StudySpec:
 
 def run_grid(base: FitConfig, archs: set[str] | None, workers: int, output: Path, timeout: float | None = None) -> list[dict]:
     spec = grid_spec(base, archs)
-    base = replace(base, **{**spec.fixed, "epochs": base.epochs, "protocol": "paper"})  # epochs: this script's
+    base = base.with_settings({**spec.fixed, "epochs": base.epochs, "protocol": "paper"})  # epochs: this script's
     study = run_sweep(spec, base, SweepOptions(workers=workers, timeout=timeout))
-    client = mlflow.MlflowClient(tracking.resolve_tracking_uri(base.tracking_uri))
+    client = tracking.client(base.tracking_uri)
     rows = []
     for trial in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.params[POINT]):
         metrics = client.get_run(trial.user_attrs[MLFLOW_RUN]).data.metrics

@@ -15,11 +15,12 @@ from typing import Sequence
 import optuna
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from ferlight.options import add_dataclass_arguments, parse_namespace, to_dataclass
-from ferlight.training.config import FitConfig, ModelFlags, to_fit_config
 from ferlight.errors import exit_on_error
-from ferlight.study.runner import SweepOptions, run_sweep, trials_table
+from ferlight.options import add_dataclass_arguments, parse_namespace, to_dataclass
+from ferlight.study.runner import SweepOptions, run_sweep
 from ferlight.study.spec import MANAGED_FIELDS, load_study_spec
+from ferlight.study.summary import trials_table
+from ferlight.training.config import FitConfig, ModelFlags, to_fit_config
 
 EXIT_INTERRUPTED = 130
 

@@ -10,19 +10,16 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from ferlight.testing.tiny_data import write_tiny_fer2013
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_small_grid_writes_a_row_per_point_and_resumes(tmp_path):
-    csv = write_tiny_fer2013(tmp_path / "fer2013.csv")
+def test_small_grid_writes_a_row_per_point_and_resumes(tmp_path, tiny_csv):
     out = tmp_path / "paper_grid.md"
 
     def grid():
         result = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "paper_grid.py"), "--data", str(csv), "--epochs", "1",
+            [sys.executable, str(ROOT / "bench" / "paper_grid.py"), "--data", str(tiny_csv), "--epochs", "1",
              "--archs", "vgg11", "--accelerator", "cpu", "--workers", "2", "--precision", "32-true",
              "--output", str(out)],
             cwd=tmp_path, capture_output=True, text=True, timeout=600,

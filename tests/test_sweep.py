@@ -1,12 +1,10 @@
-"""`python -m ferlight.sweep`: study files, grid coverage, enqueued points, pruning, MLflow
-nesting, resumption, concurrent workers and a killed worker, on tiny data."""
+"""`python -m ferlight.sweep`: bad study files and options as one line, and whole studies on tiny
+data: grid coverage, enqueued points, pruning, MLflow nesting, resumption, concurrent workers, a
+killed worker and Ctrl-C. The study's own rooms are tested fast in tests/study/."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,14 +15,7 @@ import yaml
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from ferlight.training.config import FitConfig
-from ferlight.study.runner import trial_config
-from ferlight.study.spec import load_study_spec
 from ferlight.sweep import main
-from subprocesses import default_sigint
-from ferlight.testing.tiny_data import write_tiny_fer2013
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def storage() -> str:
@@ -37,20 +28,6 @@ def tracking() -> str:
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
-@pytest.fixture(scope="module")
-def tiny_csv(tmp_path_factory):
-    return write_tiny_fer2013(tmp_path_factory.mktemp("data") / "fer2013.csv")
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """A fresh working directory (default Optuna and MLflow stores land here) with its own cache."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FERLIGHT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return tmp_path
-
-
 def write_study(path: Path, doc: dict | str) -> Path:
     path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -61,17 +38,6 @@ def sweep_args(study_file, tiny_csv, *extra):
     return [str(study_file), "--data", str(tiny_csv), "--protocol", "standard", "--arch", "fervgg_small",
             "--model-options", "{width: 8}", "--epochs", "1", "--batch-size", "16", "--limit-train-batches", "2",
             "--accelerator", "cpu", "--precision", "32-true", *extra]
-
-
-def run_cli(*args, cwd, timeout=300):
-    return subprocess.run([sys.executable, "-m", "ferlight.sweep", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def start_cli(*args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "ferlight.sweep", *args], cwd=cwd, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ},
-                            preexec_fn=default_sigint)
 
 
 def wait_for_checkpoint(workdir: Path, proc, timeout: float = 240) -> None:
@@ -104,57 +70,6 @@ def assert_each_point_once(study: optuna.Study, points: list[dict]) -> None:
     assert len(study.trials) == len(points), [(t.number, t.state) for t in study.trials]
     for point in points:
         assert sum(all(s[k] == v for k, v in point.items()) for s in done) == 1, (point, done)
-
-
-# ----------------------------------------------------------------------------------------------
-# The shipped study files
-
-PAPER_POINTS = (
-    [{"arch": a, "optimizer": "adam", "batch_size": b, "dropout_placement": "none"}
-     for a in ("vgg11", "vgg16") for b in (32, 64, 128)]
-    + [{"arch": "vgg11", "optimizer": "adam", "batch_size": 64, "dropout_placement": p} for p in ("every", "alternate")]
-    + [{"arch": a, "optimizer": o, "batch_size": b}
-       for a in ("resnet10", "resnet18", "resnet50") for o in ("adam", "rmsprop") for b in (32, 64, 128)]
-    + [{"arch": "attention", "optimizer": "adam", "batch_size": 64}]
-)
-
-
-def test_paper_grid_holds_exactly_the_papers_points():
-    spec = load_study_spec(REPO / "sweeps" / "paper_grid.yaml")
-    assert spec.sampler == "grid" and spec.pruner == "none"
-    assert sorted(map(repr, spec.points)) == sorted(map(repr, PAPER_POINTS))
-    assert len(spec.points) == 27
-
-
-def test_search_file_searches_the_issues_space_from_the_paper_grid():
-    spec = load_study_spec(REPO / "sweeps" / "search.yaml")
-    assert spec.sampler == "tpe" and spec.pruner != "none"
-    space = spec.space
-    searched = {"optimizer", "lr", "batch_size", "dropout_placement", "dropout", "weight_decay", "label_smoothing"}
-    assert searched <= set(space)
-    assert set(space["optimizer"].choices) == {"adam", "rmsprop", "sgd", "adamw"}
-    assert space["lr"].log and space["lr"].low < 1e-3 < space["lr"].high
-    assert min(space["batch_size"].choices) == 32 and max(space["batch_size"].choices) == 256
-    assert set(space["dropout_placement"].choices) == {"none", "every", "alternate"}
-    assert sorted(map(repr, spec.enqueue)) == sorted(map(repr, PAPER_POINTS))
-
-
-def test_enqueued_grid_file_keeps_only_points_inside_the_space(tmp_path):
-    write_study(tmp_path / "grid.yaml", {"grid": [{"arch": ["vgg11", "resnet18"], "batch_size": [32, 512]}]})
-    spec = load_study_spec(write_study(tmp_path / "s.yaml", {
-        "sampler": "random", "enqueue": "grid.yaml",
-        "space": {"arch": {"choices": ["vgg11", "resnet18"]}, "batch_size": {"low": 16, "high": 256}},
-    }))
-    assert spec.enqueue == ({"arch": "vgg11", "batch_size": 32}, {"arch": "resnet18", "batch_size": 32})
-
-
-def test_trial_config_drops_model_options_the_architecture_lacks():
-    base = FitConfig(model_options={"dropout_placement": "every", "dropout": 0.3}, run_name="base", resume="auto")
-    vgg = trial_config(base, {"arch": "vgg11", "lr": 0.01}, "s-001")
-    resnet = trial_config(base, {"arch": "resnet18"}, "s-002")
-    options = vgg.model_options
-    assert (options["dropout_placement"], options["dropout"], vgg.lr, vgg.run_name, vgg.resume) == ("every", 0.3, 0.01, "s-001", None)
-    assert (resnet.model_options.get("dropout_placement"), resnet.model_options["dropout"]) == (None, 0.3)  # ResNets have dropout, not its placement
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,9 +128,39 @@ def test_bad_sweep_option_is_one_line(workdir, tiny_csv, capsys, extra, expected
     assert len(lines) == 1 and expected in lines[0], lines
 
 
-def test_cli_process_reports_a_malformed_file_without_traceback(workdir, tiny_csv):
+def test_the_files_fixed_options_are_defaults_the_command_line_overrides(workdir, tiny_csv, capsys, monkeypatch):
+    calls = []
+
+    def run_sweep(spec, base, options):
+        calls.append((base, options))
+        study = optuna.create_study(direction="maximize")
+        study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}, user_attrs={"settings": {"lr": 0.1}}))
+        return study
+
+    monkeypatch.setattr("ferlight.sweep.run_sweep", run_sweep)
+    study = write_study(workdir / "s.yaml", {"fixed": {"epochs": 7, "batch_size": 8}, "grid": [{"lr": [0.1]}]})
+    assert main(sweep_args(study, tiny_csv, "--workers", "2")) == 0  # sweep_args: --epochs 1 --batch-size 16
+    ((base, options),) = calls
+    assert (base.epochs, base.batch_size, base.devices, options.workers) == (1, 16, 1, 2)
+    assert capsys.readouterr().out.splitlines()[1].split() == ["0*", "complete", "0.5000", "lr=0.1"]
+    main([str(study), "--data", str(tiny_csv)])
+    assert (calls[-1][0].epochs, calls[-1][0].batch_size) == (7, 8)  # the file's fixed options
+
+
+def test_ctrl_c_ends_with_status_130_and_how_to_resume(workdir, tiny_csv, capsys, monkeypatch):
+    def run_sweep(spec, base, options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ferlight.sweep.run_sweep", run_sweep)
+    study = write_study(workdir / "s.yaml", {"grid": [{"lr": [0.1]}]})
+    assert main(sweep_args(study, tiny_csv)) == 130
+    assert "resume" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_cli_process_reports_a_malformed_file_without_traceback(workdir, tiny_csv, run_command):
     study = write_study(workdir / "bad_study.yaml", {"sampler": "tpe", "space": {"lr": {"low": 1, "high": 1}}})
-    out = run_cli(*sweep_args(study, tiny_csv), cwd=workdir)
+    out = run_command("sweep", *sweep_args(study, tiny_csv), cwd=workdir)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad_study.yaml" in lines[0] and "space.lr" in lines[0], out.stderr[-2000:]
@@ -225,6 +170,7 @@ def test_cli_process_reports_a_malformed_file_without_traceback(workdir, tiny_cs
 # Studies on tiny data
 
 
+@pytest.mark.slow
 def test_grid_runs_every_point_once_as_nested_mlflow_runs_and_resumes(workdir, tiny_csv, capsys):
     points = [{"batch_size": 16, "optimizer": "adam"}, {"batch_size": 32, "optimizer": "adam"},
               {"batch_size": 32, "optimizer": "sgd"}]
@@ -269,6 +215,7 @@ def test_grid_runs_every_point_once_as_nested_mlflow_runs_and_resumes(workdir, t
     assert len(load("tiny-grid").trials) == 3 and len(runs()) == 4
 
 
+@pytest.mark.slow
 def test_search_runs_enqueued_points_first(workdir, tiny_csv):
     study_file = write_study(workdir / "search.yaml", {
         "study_name": "tiny-search", "sampler": "random", "n_trials": 3,
@@ -282,6 +229,7 @@ def test_search_runs_enqueued_points_first(workdir, tiny_csv):
     assert trials[1].params == {"batch_size": 32, "lr": 1e-3}  # the lr the base config trains with
 
 
+@pytest.mark.slow
 def test_a_bad_trial_is_pruned_and_its_run_is_not_failed(workdir, tiny_csv):
     study_file = write_study(workdir / "prune.yaml", {
         "study_name": "tiny-prune",
@@ -298,6 +246,7 @@ def test_a_bad_trial_is_pruned_and_its_run_is_not_failed(workdir, tiny_csv):
     assert not [b.desc for b in tqdm._instances]  # the pruned trial's progress bar was closed (optuna/optuna#3783)
 
 
+@pytest.mark.slow
 def test_changed_grid_is_refused_for_an_existing_study(workdir, tiny_csv, capsys):
     study_file = write_study(workdir / "grid.yaml", {"study_name": "tiny-change", "grid": [{"lr": [1e-3, 3e-3]}]})
     assert main(sweep_args(study_file, tiny_csv, "--n-trials", "0")) == 0
@@ -308,13 +257,13 @@ def test_changed_grid_is_refused_for_an_existing_study(workdir, tiny_csv, capsys
 
 
 @pytest.mark.slow
-def test_concurrent_commands_and_workers_share_one_grid(workdir, tiny_csv):
+def test_concurrent_commands_and_workers_share_one_grid(workdir, tiny_csv, start_command):
     points = [{"batch_size": b, "lr": lr} for b in (16, 32) for lr in (1e-3, 2e-3, 3e-3)]
     study_file = write_study(workdir / "grid.yaml", {
         "study_name": "tiny-parallel", "grid": [{"batch_size": [16, 32], "lr": [1e-3, 2e-3, 3e-3]}],
     })
     args = sweep_args(study_file, tiny_csv)
-    procs = [start_cli(*args, "--workers", "2", cwd=workdir), start_cli(*args, cwd=workdir)]
+    procs = [start_command("sweep", *args, "--workers", "2", cwd=workdir), start_command("sweep", *args, cwd=workdir)]
     for proc in procs:
         _, err = proc.communicate(timeout=500)
         assert proc.returncode == 0, err[-3000:]
@@ -325,10 +274,10 @@ def test_concurrent_commands_and_workers_share_one_grid(workdir, tiny_csv):
 
 
 @pytest.mark.slow
-def test_killed_worker_leaves_a_failed_trial_that_is_run_again(workdir, tiny_csv):
+def test_killed_worker_leaves_a_failed_trial_that_is_run_again(workdir, tiny_csv, run_command, start_command):
     study_file = write_study(workdir / "grid.yaml", {"study_name": "tiny-kill", "grid": [{"lr": [1e-3, 3e-3]}]})
     args = sweep_args(study_file, tiny_csv, "--heartbeat-interval", "1", "--grace-period", "3")
-    proc = start_cli(*args, "--epochs", "40", "--batch-size", "8", cwd=workdir)  # later options win
+    proc = start_command("sweep", *args, "--epochs", "40", "--batch-size", "8", cwd=workdir)  # later options win
     wait_for_checkpoint(workdir, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -336,7 +285,7 @@ def test_killed_worker_leaves_a_failed_trial_that_is_run_again(workdir, tiny_csv
     assert killed.state == TrialState.RUNNING
     time.sleep(4)  # past the grace period
 
-    out = run_cli(*args, cwd=workdir)
+    out = run_command("sweep", *args, cwd=workdir)
     assert out.returncode == 0, out.stderr[-3000:]
     study = load("tiny-kill")
     assert study.trials[killed.number].state == TrialState.FAIL
@@ -349,10 +298,10 @@ def test_killed_worker_leaves_a_failed_trial_that_is_run_again(workdir, tiny_csv
 
 
 @pytest.mark.slow
-def test_ctrl_c_queues_the_interrupted_trial_for_the_next_run(workdir, tiny_csv):
+def test_ctrl_c_queues_the_interrupted_trial_for_the_next_run(workdir, tiny_csv, run_command, start_command):
     study_file = write_study(workdir / "grid.yaml", {"study_name": "tiny-ctrl-c", "grid": [{"lr": [1e-3, 3e-3]}]})
     args = sweep_args(study_file, tiny_csv)
-    proc = start_cli(*args, "--epochs", "40", "--batch-size", "8", cwd=workdir)
+    proc = start_command("sweep", *args, "--epochs", "40", "--batch-size", "8", cwd=workdir)
     wait_for_checkpoint(workdir, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -363,7 +312,7 @@ def test_ctrl_c_queues_the_interrupted_trial_for_the_next_run(workdir, tiny_csv)
     run = mlflow.MlflowClient(tracking()).get_run(interrupted.user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED" and run.data.tags["trial_state"] == "failed"
 
-    out = run_cli(*args, cwd=workdir)
+    out = run_command("sweep", *args, cwd=workdir)
     assert out.returncode == 0, out.stderr[-3000:]
     complete = load("tiny-ctrl-c").get_trials(states=(TrialState.COMPLETE,))
     assert sorted(t.params["point"] for t in complete) == [0, 1] and len(load("tiny-ctrl-c").trials) == 3

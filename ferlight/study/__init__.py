@@ -1,5 +1,6 @@
-"""Optuna studies over ferlight.fit's options: the study file (spec), its storage, the
-objective, the workers that run trials (runner), and the summary on the parent MLflow run.
+"""Optuna studies over ferlight.fit's options: the study file (spec), where a study lives
+(storage), one trial (objective), the workers that run trials (runner), and what a study comes to
+on its MLflow parent run and on the command line (summary).
 
 Names load on first use, so that importing one room does not import the others.
 """
@@ -9,7 +10,9 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "spec": ["StudySpec", "load_study_spec"],
-        "runner": ["SweepOptions", "run_sweep", "trials_table"],
+        "spec": ["StudySpec", "load_study_spec", "POINT"],
+        "objective": ["MLFLOW_RUN", "SETTINGS"],
+        "runner": ["SweepOptions", "run_sweep"],
+        "summary": ["summarize", "trials_table"],
     },
 )

@@ -75,6 +75,21 @@ class StudySpec:
         return list(names)
 
 
+def applies(name: str, arch: str) -> bool:
+    """Whether setting ``name`` means something to architecture ``arch``: every FitConfig option
+    does, a model option only where the architecture has it (VGG's dropout placement is nothing to
+    a ResNet). Validation, sampling and the enqueued points all follow this one rule."""
+    return name not in MODEL_FLAGS or name in model_options(arch)
+
+
+def setting_value(cfg: FitConfig, name: str) -> Any:
+    """The value that ``cfg`` trains with for setting ``name``: a FitConfig field, or a model option
+    (the model's default where ``cfg`` leaves it unset; None where the architecture lacks it)."""
+    if name in MODEL_FLAGS:
+        return cfg.model_options.get(name, model_options(cfg.arch).get(name))
+    return getattr(cfg, name)
+
+
 # ----------------------------------------------------------------------------------------------
 # The study file
 
@@ -196,8 +211,8 @@ def _settings(path: Path, where: str, mapping: Any) -> dict:
 def _check_model_options(path: Path, where: str, point: dict, default_arch: str) -> None:
     """A point must not set an option its architecture does not have."""
     arch = point.get("arch", default_arch)
-    for name in MODEL_FLAGS:
-        if point.get(name) is not None and name not in model_options(arch):
+    for name, value in point.items():
+        if value is not None and not applies(name, arch):
             raise _error(path, f"{where}.{name}", f"architecture {arch!r} has no option {name!r}")
 
 
@@ -255,9 +270,9 @@ def _space(path: Path, space: Any, default_arch: str) -> dict[str, BaseDistribut
         else:
             result[name] = _range(path, where, name, spec)
     archs = result["arch"].choices if "arch" in result else (default_arch,)
-    for option in (name for name in MODEL_FLAGS if name in result):
-        if not any(option in model_options(arch) for arch in archs):
-            raise _error(path, f"space.{option}", f"none of the architectures {', '.join(archs)} has this option")
+    for name in result:
+        if not any(applies(name, arch) for arch in archs):
+            raise _error(path, f"space.{name}", f"none of the architectures {', '.join(archs)} has this option")
     return result
 
 

@@ -1,5 +1,7 @@
-"""Everything that talks to MLflow: the store (URI, schema, logger) and the runs in it
-(tags, status, artifacts, resumable runs, checkpoints).
+"""Everything that talks to MLflow: the store (URI, schema, client), runs (the Trainer's logger, a
+study's parent run, tags, params, metrics, artifacts, status, the run to resume), the best
+checkpoint of a run, the params a run records beside its options, and the lock beside a SQLite
+database.
 
 Names load on first use, so that importing one room does not import the others.
 """
@@ -9,6 +11,13 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "store": ["resolve_tracking_uri", "ensure_store", "create_logger"],
+        "store": ["DEFAULT_TRACKING_URI", "resolve_tracking_uri", "ensure_store", "client"],
+        "runs": [
+            "create_logger", "create_run", "find_resumable_run", "run_exists", "run_status",
+            "set_tags", "log_params", "log_metrics", "log_artifacts", "set_status",
+        ],
+        "checkpoints": ["BEST_CHECKPOINT", "CHECKPOINT_ARTIFACTS", "best_checkpoint"],
+        "params": ["flatten", "git_commit"],
+        "sqlite_lock": ["SqliteLock", "sqlite_file"],
     },
 )

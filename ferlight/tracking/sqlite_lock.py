@@ -2,13 +2,15 @@
 
 MLflow's and Optuna's SQLite stores race when two processes create their schema at once, and a
 study's workers must not pick the same grid point: both hold ``<database>.lock`` while they do.
-For a database server (any URL that is not ``sqlite:///FILE``) the lock does nothing.
+The lock is filelock's ``FileLock``; for a database server (any URL that is not ``sqlite:///FILE``)
+there is no file, and the lock does nothing.
 """
 
 from __future__ import annotations
 
-import fcntl
 from pathlib import Path
+
+from filelock import FileLock
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -17,25 +19,25 @@ def sqlite_file(url: str) -> Path | None:
 
 
 class SqliteLock:
-    """An exclusive ``flock`` on ``<database>.lock``: ``acquire``/``release``, or ``with``."""
+    """``FileLock`` on ``<database>.lock`` (its folder made if missing): ``acquire``/``release``, or ``with``.
+
+    One ``release`` ends the hold, however many ``acquire`` calls came before (FileLock counts
+    them): a sweep worker takes the lock before it asks for work, and the trial it starts gives the
+    lock up as soon as it has its settings.
+    """
 
     def __init__(self, url: str) -> None:
         db = sqlite_file(url)
         self.path = db.with_name(db.name + ".lock") if db else None
-        self._file = None
+        self._lock = FileLock(self.path) if self.path else None
 
     def acquire(self) -> None:
-        if self.path is None or self._file is not None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a")
-        fcntl.flock(self._file, fcntl.LOCK_EX)
+        if self._lock is not None:
+            self._lock.acquire()
 
     def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
+        if self._lock is not None:
+            self._lock.release(force=True)
 
     def __enter__(self) -> SqliteLock:
         self.acquire()

@@ -33,6 +33,13 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri
 
 
+def client(uri: str | None = None):
+    """An ``MlflowClient`` for the store at ``uri`` (resolved as above)."""
+    import mlflow
+
+    return mlflow.MlflowClient(resolve_tracking_uri(uri))
+
+
 def ensure_store(uri: str | None = None) -> str:
     """Check that the tracking store answers (creating a SQLite schema once); return its URI."""
     import mlflow

@@ -1,0 +1,57 @@
+"""Where a study lives: an Optuna RDB storage with heartbeats, SQLite beside the MLflow store by default.
+
+Optuna 5 records heartbeats only in its RDB storage (SQLite, PostgreSQL or MySQL across machines):
+a trial whose worker died is failed after the grace period and handed to a callback, which queues it
+again. Workers on one machine wait for each other's SQLite writes, and hold the lock beside the file
+while the schema is created (two creating it at once would race).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from optuna.storages import RDBStorage
+
+from ferlight import tracking
+from ferlight.errors import ConfigError, first_line
+
+SQLITE_TIMEOUT_S = 60  # how long a worker waits for another's write to a SQLite storage
+
+
+def default_storage(tracking_uri: str | None = None) -> str:
+    """``sqlite:///optuna.db`` in the folder of a SQLite MLflow store, else in the working folder."""
+    db = tracking.sqlite_file(tracking.resolve_tracking_uri(tracking_uri))
+    return f"sqlite:///{(db.parent if db else Path.cwd()) / 'optuna.db'}"
+
+
+def build_storage(
+    url: str, heartbeat_interval: int, grace_period: int | None, stale_trial_callback: Callable
+) -> RDBStorage:
+    """The storage at ``url``: a trial silent for ``grace_period`` seconds (default: two heartbeat
+    intervals) is failed and given to ``stale_trial_callback``. ConfigError for an unusable URL."""
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if tracking.sqlite_file(url) else {}
+    try:
+        with tracking.SqliteLock(url):
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=stale_trial_callback,
+            )
+    except Exception as err:  # SQLAlchemy and drivers raise many types for an unusable URL
+        raise ConfigError(
+            f"--storage {masked(url)}: {type(err).__name__}: {first_line(err)} "
+            "(expected sqlite:///FILE, postgresql://... or mysql+pymysql://...)"
+        ) from None
+
+
+def masked(url: str) -> str:
+    """``url`` with its password hidden, as it may be shown or stored in MLflow."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing to hide
+        return url

@@ -1,0 +1,59 @@
+"""Fixtures of the study tests (``mlflow_store`` belongs in tests/conftest.py: the tracking tests define the same)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from ferlight.tracking.store import ensure_store
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory):
+    """A SQLite MLflow store with its schema and nothing else: made once, since making a schema takes seconds."""
+    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    ensure_store(f"sqlite:///{db}")
+    return db
+
+
+@pytest.fixture
+def mlflow_store(workdir, empty_mlflow_db):
+    """The default MLflow store of a fresh working folder (``workdir``), ready to use; its URI."""
+    shutil.copy(empty_mlflow_db, workdir / "mlflow.db")
+    return f"sqlite:///{workdir / 'mlflow.db'}"
+
+
+class FakeFit:
+    """Stands in for ``run_fit`` in the objective, at once: a trial's run is made in MLflow (its tags,
+    its batch size, optimizer and lr as params) and scores ``batch_size / 1000 + lr``. ``raises`` maps
+    an lr to what its trial raises once its run exists; ``configs`` are the configs trained."""
+
+    def __init__(self) -> None:
+        self.raises: dict[float, BaseException] = {}
+        self.configs = []
+
+    def __call__(self, cfg, callbacks=(), tags=None):
+        from types import SimpleNamespace
+
+        from ferlight import tracking
+        from ferlight.training.run import FitResult
+
+        self.configs.append(cfg)
+        client = tracking.client(cfg.tracking_uri)
+        run_id = tracking.create_run(client, cfg.experiment, cfg.resolved_run_name, tags or {})
+        for callback in callbacks:  # the pruning callback learns the run as it would from the Trainer
+            callback.setup(SimpleNamespace(logger=SimpleNamespace(run_id=run_id)), None, "fit")
+        tracking.log_params(client, run_id, {"batch_size": cfg.batch_size, "optimizer": cfg.optimizer, "lr": cfg.lr})
+        if cfg.lr in self.raises:
+            raise self.raises[cfg.lr]
+        tracking.set_status(client, run_id, "FINISHED")
+        return FitResult(run_id, None, {"val/best_acc": cfg.batch_size / 1000 + cfg.lr})
+
+
+@pytest.fixture
+def fake_fit(monkeypatch):
+    """Trials that train nothing (:class:`FakeFit`), for the study's bookkeeping in a second."""
+    fake = FakeFit()
+    monkeypatch.setattr("ferlight.study.objective.run_fit", fake)
+    return fake
