@@ -32,7 +32,7 @@ def resolve_checkpoint(
     if path is not None and run_id is not None:
         raise ConfigError("give a checkpoint path or an MLflow run id, not both")
     if run_id is not None:
-        from ferlight.tracking.store import best_checkpoint  # MLflow is imported only when a run is asked for
+        from ferlight.tracking.checkpoints import best_checkpoint  # MLflow is imported only when a run is asked for
 
         return best_checkpoint(run_id, tracking_uri)
     if path is not None:

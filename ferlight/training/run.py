@@ -22,7 +22,8 @@ from lightning.pytorch.utilities import rank_zero_only
 import ferlight
 from ferlight.hardware import machine as hardware
 from ferlight.evaluation import plots, reports
-from ferlight.tracking import store as tracking
+from ferlight.tracking import checkpoints, runs
+from ferlight.tracking.params import flatten, git_commit
 from ferlight.training.budget import TimeBudget
 from ferlight.training.interrupt import CtrlC
 from ferlight.training.config import MODEL_FLAGS, FitConfig
@@ -66,7 +67,7 @@ def _resume_point(cfg: FitConfig) -> tuple[str | None, str | None]:
     if cfg.resume is None:
         return None, None
     if cfg.resume == "auto":
-        run_id = tracking.find_resumable_run(cfg.experiment, cfg.resolved_run_name, cfg.tracking_uri)
+        run_id = runs.find_resumable_run(cfg.experiment, cfg.resolved_run_name, cfg.tracking_uri)
         if run_id is None:
             return None, None
         found = sorted(Path(cfg.checkpoint_dir).glob(f"*/{run_id}/checkpoints/{LAST_CHECKPOINT}"))
@@ -89,9 +90,9 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
 
     run_id, ckpt_path = _resume_point(cfg)
     tags = {**hardware.tags(), **(tags or {})}
-    logger = tracking.create_logger(cfg.experiment, cfg.resolved_run_name, cfg.tracking_uri, run_id=run_id, tags=tags)
+    logger = runs.create_logger(cfg.experiment, cfg.resolved_run_name, cfg.tracking_uri, run_id=run_id, tags=tags)
     if run_id is not None:  # a resumed run records the machine it continued on
-        tracking.set_tags(logger, tags)
+        runs.set_tags(logger.experiment, logger.run_id, tags)
     precision = resolve_precision(cfg, module)
     best = ModelCheckpoint(monitor="val/acc", mode="max", filename="best", save_last=True)
     interrupt = CtrlC()
@@ -119,7 +120,7 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         trainer.fit(module, dm, ckpt_path=ckpt_path)
     except SystemExit:
         if interrupt.interrupted and trainer.is_global_zero:
-            tracking.set_status(logger, "KILLED")
+            runs.set_status(logger.experiment, logger.run_id, "KILLED")
         raise
     logger.log_metrics(_budget_metrics(trainer, budget))
     best_path = Path(best.best_model_path) if best.best_model_path else None
@@ -130,7 +131,7 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         logger.log_metrics({"val/best_acc": metrics["val/best_acc"]})
     if trainer.is_global_zero:
         _log_artifacts(cfg, logger, module, dm, best_path)
-        tracking.set_status(logger, "FINISHED")
+        runs.set_status(logger.experiment, logger.run_id, "FINISHED")
     _close_process_group()
     return FitResult(run_id=logger.run_id, best_checkpoint=best_path, metrics=metrics)
 
@@ -182,11 +183,11 @@ def _params(cfg: FitConfig, module: EmotionClassifier, trainer: L.Trainer) -> di
         model=cfg.model_options,
         **{name: cfg.model_options.get(name) for name in MODEL_FLAGS},  # their own params, as flags
         ferlight_version=ferlight.__version__,
-        git_commit=tracking.git_commit(),
+        git_commit=git_commit(),
         parameters=sum(p.numel() for p in module.model.parameters()),
         world_size=trainer.world_size,
     )
-    return tracking.flatten({k: v for k, v in params.items() if k != "model_options"})
+    return flatten({k: v for k, v in params.items() if k != "model_options"})
 
 
 def _log_artifacts(cfg, logger, module: EmotionClassifier, dm: FER2013DataModule, best_path: Path | None) -> None:
@@ -200,14 +201,14 @@ def _log_artifacts(cfg, logger, module: EmotionClassifier, dm: FER2013DataModule
             files.append(plots.plot_confusion_matrix(confusion, module.class_names, tmp / "confusion_matrix.png"))
         if hasattr(module.model, "forward_with_attention"):
             files.append(_attention_figure(module, dm, tmp / "attention_maps.png"))
-        tracking.log_artifacts(logger, files)
+        runs.log_artifacts(logger.experiment, logger.run_id, files)
         if best_path is not None:
-            tracking.log_artifacts(logger, [_as_best(best_path, tmp)], tracking.CHECKPOINT_ARTIFACTS)
+            runs.log_artifacts(logger.experiment, logger.run_id, [_as_best(best_path, tmp)], checkpoints.CHECKPOINT_ARTIFACTS)
 
 
 def _as_best(path: Path, tmp: Path) -> Path:
     """The best checkpoint under the fixed artifact name ``best.ckpt`` (a link, no copy)."""
-    link = tmp / tracking.BEST_CHECKPOINT
+    link = tmp / checkpoints.BEST_CHECKPOINT
     link.symlink_to(path.resolve())
     return link
 
