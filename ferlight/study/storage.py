@@ -26,7 +26,7 @@ def default_storage(tracking_uri: str | None = None) -> str:
 
 
 def build_storage(
-    url: str, heartbeat_interval: int, grace_period: int | None, stale_trial_callback: Callable
+    url: str, heartbeat_interval: int, grace_period: int | None, stale_trial_callback: Callable | None
 ) -> RDBStorage:
     """The storage at ``url``: a trial silent for ``grace_period`` seconds (default: two heartbeat
     intervals) is failed and given to ``stale_trial_callback``. ConfigError for an unusable URL."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
+from ferlight import tracking
 from ferlight.tracking.store import ensure_store
+from ferlight.training.run import FitResult
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +37,6 @@ class FakeFit:
         self.configs = []
 
     def __call__(self, cfg, callbacks=(), tags=None):
-        from types import SimpleNamespace
-
-        from ferlight import tracking
-        from ferlight.training.run import FitResult
-
         self.configs.append(cfg)
         client = tracking.client(cfg.tracking_uri)
         run_id = tracking.create_run(client, cfg.experiment, cfg.resolved_run_name, tags or {})
