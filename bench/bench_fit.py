@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
 from ferlight.hardware import precision
-from ferlight.tracking import store as tracking
+from ferlight.tracking import runs
 from ferlight.training.config import FitConfig
 from ferlight.data import BatchAugment
 from ferlight.data.preprocess import normalize
@@ -65,7 +65,7 @@ def lightning_images_per_s(cfg: FitConfig, batches: int, workdir: Path) -> float
     dm.setup("fit")
     module = build_module(cfg, dm)
     timer = EpochTimer()
-    logger = tracking.create_logger("bench", "lightning", f"sqlite:///{workdir}/mlflow.db")
+    logger = runs.create_logger("bench", "lightning", f"sqlite:///{workdir}/mlflow.db")
     trainer = L.Trainer(
         max_epochs=1, limit_train_batches=batches, limit_val_batches=0, accelerator=cfg.accelerator, devices=1,
         precision=cfg.precision,

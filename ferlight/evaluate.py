@@ -31,6 +31,7 @@ from ferlight.data import load_fer2013, split_protocol
 from ferlight.errors import ConfigError, exit_on_error
 from ferlight.evaluation.predict import evaluate, precision_decision
 from ferlight.evaluation.reports import format_report, write_report
+from ferlight import tracking
 
 
 @dataclass
@@ -82,18 +83,13 @@ def run_evaluation(cfg: EvalConfig):
 
 
 def _log(cfg: EvalConfig, result) -> None:
-    import mlflow
-
-    from ferlight.tracking.store import ensure_store
-
-    client = mlflow.MlflowClient(ensure_store(cfg.tracking_uri))
+    client = tracking.client(tracking.ensure_store(cfg.tracking_uri))
     key = f"eval/{cfg.protocol}/{cfg.split}/{cfg.tta}"
     run_id = cfg.run_id[0]
-    client.log_metric(run_id, f"{key}/acc", result.accuracy)
-    client.log_metric(run_id, f"{key}/f1_macro", result.report["macro avg"]["f1-score"])
+    tracking.log_metrics(client, run_id, {f"{key}/acc": result.accuracy, f"{key}/f1_macro": result.report["macro avg"]["f1-score"]})
     with tempfile.TemporaryDirectory() as tmp:
-        for path in write_report(result.report, tmp):
-            client.log_artifact(run_id, str(path), f"evaluation/{cfg.protocol}-{cfg.split}-{cfg.tta}")
+        paths = write_report(result.report, tmp)
+        tracking.log_artifacts(client, run_id, paths, f"evaluation/{cfg.protocol}-{cfg.split}-{cfg.tta}")
 
 
 @exit_on_error

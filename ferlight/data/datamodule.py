@@ -110,9 +110,6 @@ class FER2013DataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
 
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Normalise on the device; augment training batches (evaluation crops are the model's)."""
         images, labels = batch

@@ -18,6 +18,7 @@ from ferlight.atomic import atomic_output
 from ferlight.data.preprocess import IMAGE_SIZE
 from ferlight.errors import CheckpointError, ConfigError, FerlightError
 from ferlight.models import LoadedModel, create_model
+from ferlight.tracking.models import is_model_uri, model_checkpoint
 from ferlight.weights import DEFAULT_WEIGHTS
 
 PREFIX = "model."
@@ -27,14 +28,17 @@ REQUIRED = ("arch", "class_names")
 def resolve_checkpoint(
     path: str | os.PathLike | None = None, run_id: str | None = None, tracking_uri: str | None = None
 ) -> Path:
-    """The checkpoint to load: ``path``, the best checkpoint of MLflow run ``run_id``, or the
-    shipped default model when neither is given."""
+    """The checkpoint to load: ``path`` (a file, or an MLflow model URI: ``runs:/ID/model``,
+    ``models:/NAME@champion``, ``models:/NAME/3``), the best checkpoint of MLflow run ``run_id``,
+    or the shipped default model when neither is given."""
     if path is not None and run_id is not None:
         raise ConfigError("give a checkpoint path or an MLflow run id, not both")
     if run_id is not None:
         from ferlight.tracking.checkpoints import best_checkpoint  # MLflow is imported only when a run is asked for
 
         return best_checkpoint(run_id, tracking_uri)
+    if is_model_uri(path):
+        return model_checkpoint(path, tracking_uri)
     if path is not None:
         return Path(path)
     if not DEFAULT_WEIGHTS.is_file():

@@ -1,7 +1,7 @@
 """Everything that talks to MLflow: the store (URI, schema, client), runs (the Trainer's logger, a
 study's parent run, tags, params, metrics, artifacts, status, the run to resume), the best
-checkpoint of a run, the params a run records beside its options, and the lock beside a SQLite
-database.
+checkpoint of a run, the params a run records beside its options, logged models and the Model
+Registry (models), a run's datasets, and the lock beside a SQLite database.
 
 Names load on first use, so that importing one room does not import the others.
 """
@@ -19,5 +19,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "checkpoints": ["BEST_CHECKPOINT", "CHECKPOINT_ARTIFACTS", "best_checkpoint"],
         "params": ["flatten", "git_commit"],
         "sqlite_lock": ["SqliteLock", "sqlite_file"],
+        "models": ["CHAMPION", "is_model_uri", "log_model", "register_model", "promote_if_better", "model_checkpoint"],
+        "datasets": ["log_splits"],
     },
 )

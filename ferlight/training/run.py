@@ -8,6 +8,8 @@ params, per-epoch metrics, test metrics, classification report, confusion matrix
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,13 +24,17 @@ from lightning.pytorch.utilities import rank_zero_only
 import ferlight
 from ferlight.hardware import machine as hardware
 from ferlight.evaluation import plots, reports
-from ferlight.tracking import checkpoints, runs
+from ferlight.tracking import checkpoints, datasets, models, runs
 from ferlight.tracking.params import flatten, git_commit
+from ferlight.tracking.store import resolve_tracking_uri
 from ferlight.training.budget import TimeBudget
 from ferlight.training.interrupt import CtrlC
 from ferlight.training.config import MODEL_FLAGS, FitConfig
 from ferlight.data import FER2013DataModule
+from ferlight.data.load import find_source
 from ferlight.data.preprocess import eval_transform
+from ferlight.inference import pyfunc
+from ferlight.inference.checkpoint import save_slim
 from ferlight.errors import ConfigError
 from ferlight.options import options_for
 from ferlight.models import list_models
@@ -85,6 +91,7 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     dm.prepare_data()  # bad data fails here, before anything is written
+    monitor = _system_metrics_monitor() if cfg.system_metrics else None
     dm.setup("fit")
     module = build_module(cfg, dm)
 
@@ -114,14 +121,23 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         log_every_n_steps=10,
         benchmark=True,  # cuDNN picks the fastest convolutions for the fixed input size (no effect on CPU)
     )
-    if run_id is None:  # a resumed run keeps the params it was started with
+    if run_id is None:  # a resumed run keeps the params and inputs it was started with
         logger.log_hyperparams({**_params(cfg, module, trainer), "precision_resolved": precision.precision})
+        if trainer.is_global_zero:
+            _log_datasets(cfg, logger, dm)
+    system_metrics = None
+    if monitor is not None and trainer.is_global_zero:
+        system_metrics = monitor(logger.run_id, tracking_uri=resolve_tracking_uri(cfg.tracking_uri))
+        system_metrics.start()
     try:
         trainer.fit(module, dm, ckpt_path=ckpt_path)
     except SystemExit:
         if interrupt.interrupted and trainer.is_global_zero:
             runs.set_status(logger.experiment, logger.run_id, "KILLED")
         raise
+    finally:
+        if system_metrics is not None:
+            system_metrics.finish()
     logger.log_metrics(_budget_metrics(trainer, budget))
     best_path = Path(best.best_model_path) if best.best_model_path else None
     trainer.test(module, dm, ckpt_path=str(best_path) if best_path else None, verbose=False)
@@ -131,6 +147,10 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         logger.log_metrics({"val/best_acc": metrics["val/best_acc"]})
     if trainer.is_global_zero:
         _log_artifacts(cfg, logger, module, dm, best_path)
+        if best_path is not None:
+            model_uri = _log_model(cfg, logger, dm, best_path)
+            if cfg.register_model:
+                models.register_model(model_uri, cfg.register_model, metrics.get("val/best_acc"), cfg.tracking_uri)
         runs.set_status(logger.experiment, logger.run_id, "FINISHED")
     _close_process_group()
     return FitResult(run_id=logger.run_id, best_checkpoint=best_path, metrics=metrics)
@@ -204,6 +224,47 @@ def _log_artifacts(cfg, logger, module: EmotionClassifier, dm: FER2013DataModule
         runs.log_artifacts(logger.experiment, logger.run_id, files)
         if best_path is not None:
             runs.log_artifacts(logger.experiment, logger.run_id, [_as_best(best_path, tmp)], checkpoints.CHECKPOINT_ARTIFACTS)
+
+
+def _log_datasets(cfg: FitConfig, logger, dm: FER2013DataModule) -> None:
+    """The run's train, validation and test splits as MLflow dataset inputs."""
+    splits = {split: dm.split_arrays(split) for split in ("train", "val", "test")}
+    source = str(find_source(cfg.data).resolve())
+    tags = {"protocol": cfg.protocol, "labels": cfg.labels}
+    datasets.log_splits(logger.experiment, logger.run_id, splits, source, f"{cfg.labels}-{cfg.protocol}", tags)
+
+
+def _log_model(cfg: FitConfig, logger, dm: FER2013DataModule, best_path: Path) -> str:
+    """The best checkpoint as the run's pyfunc model (see ferlight.inference.pyfunc); its URI."""
+    faces, _ = dm.split_arrays("test")
+    with tempfile.TemporaryDirectory() as tmp:
+        slim = Path(tmp) / "model.ckpt"
+        save_slim(best_path, slim)
+        return models.log_model(
+            logger.run_id,
+            pyfunc.EmotionModel(),
+            {pyfunc.CHECKPOINT: slim},
+            pyfunc.signature(dm.class_names),
+            pyfunc.input_example(faces[:2]),
+            _requirements(),
+            model_config={"tta": cfg.tta},
+            tracking_uri=cfg.tracking_uri,
+        )
+
+
+def _requirements() -> list[str]:
+    """ferlight at this version and torch as the range ferlight accepts."""
+    torch_range = next(r for r in importlib.metadata.requires("ferlight") if re.match(r"torch\b(?!metrics)", r))
+    return [f"ferlight=={ferlight.__version__}", torch_range]
+
+
+def _system_metrics_monitor():
+    """MLflow's system-metrics monitor class (it needs psutil, and pynvml for GPUs), or a ConfigError."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+    except ImportError as err:
+        raise ConfigError(f"--system-metrics needs {err.name}: pip install 'ferlight[system-metrics]'") from None
+    return SystemMetricsMonitor
 
 
 def _as_best(path: Path, tmp: Path) -> Path:

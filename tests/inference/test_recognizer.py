@@ -173,10 +173,10 @@ def test_face_json_is_plain_data():
 
 
 def test_run_id_loads_the_runs_best_checkpoint(monkeypatch, checkpoint):
-    import ferlight.tracking.store
+    import ferlight.tracking.checkpoints
 
     asked = []
-    monkeypatch.setattr(ferlight.tracking.store, "best_checkpoint", lambda run_id, uri=None: asked.append((run_id, uri)) or checkpoint)
+    monkeypatch.setattr(ferlight.tracking.checkpoints, "best_checkpoint", lambda run_id, uri=None: asked.append((run_id, uri)) or checkpoint)
     recognizer = Recognizer.from_checkpoint(run_id="abc123", tracking_uri="sqlite:///x.db")
     assert asked == [("abc123", "sqlite:///x.db")]
     assert recognizer.class_names == CLASS_NAMES
