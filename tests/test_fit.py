@@ -88,6 +88,7 @@ def test_default_store_holds_the_whole_contract(workdir, tiny_csv):
     assert loaded.arch == "fervgg_small" and loaded.class_names == tuple(CLASS_NAMES)
 
 
+@pytest.mark.slow
 def test_auto_precision_is_resolved_logged_and_printed_once(workdir, tiny_csv, monkeypatch, capsys):
     """``auto`` (the default) on a CPU with native bf16 measures; a benchmark faked at 1.1x gives float32."""
     monkeypatch.setattr(hardware, "cpu_flags", lambda: ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"))
@@ -109,6 +110,7 @@ def test_auto_precision_is_resolved_logged_and_printed_once(workdir, tiny_csv, m
     assert [(r.data.params["precision"], r.data.params["precision_resolved"]) for r in runs] == [("auto", "32-true")] * 2
 
 
+@pytest.mark.slow
 def test_params_record_the_settings(workdir, tiny_csv):
     main(fit_args(tiny_csv, "--optimizer", "sgd", "--lr", "0.02", "--epochs", "1", "--dropout", "0.2"))
     params = only_run(store(workdir)).data.params
@@ -122,6 +124,7 @@ def test_attention_run_logs_attention_maps(workdir, tiny_csv):
     assert "attention_maps.png" in {a.path for a in mlflow.MlflowClient(store(workdir)).list_artifacts(run.info.run_id)}
 
 
+@pytest.mark.slow
 def test_config_file_round_trip(workdir, tiny_csv):
     cfg = workdir / "run.yaml"
     cfg.write_text(yaml.safe_dump({"optimizer": "rmsprop", "epochs": 1, "label_smoothing": 0.1}))

@@ -31,7 +31,9 @@ def budget_config(tmp_path, tiny_csv, **kwargs) -> FitConfig:
     )
 
 
-@pytest.mark.parametrize("scheduler,final_lr", [("onecycle", 0.05 / 25 / 1e4), ("cosine", 0.0)])
+@pytest.mark.parametrize(
+    "scheduler,final_lr", [("onecycle", 0.05 / 25 / 1e4), pytest.param("cosine", 0.0, marks=pytest.mark.slow)]
+)
 def test_a_budget_ends_with_the_schedule_annealed(tmp_path, tiny_csv, scheduler, final_lr):
     record = RecordFit()
     result = run_fit(budget_config(tmp_path, tiny_csv, scheduler=scheduler), callbacks=[record])
