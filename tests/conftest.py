@@ -4,6 +4,7 @@ folder, and ferlight's commands run as child processes."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import torch
 
 from ferlight.testing.checkpoints import save_checkpoint
 from ferlight.testing.tiny_data import write_tiny_fer2013
+from ferlight.tracking.store import ensure_store
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +46,21 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.setenv("FERLIGHT_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory):
+    """A SQLite MLflow store with its schema and nothing else: made once, since making a schema takes seconds."""
+    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    ensure_store(f"sqlite:///{db}")
+    return db
+
+
+@pytest.fixture
+def mlflow_store(workdir, empty_mlflow_db):
+    """The default MLflow store of a fresh working folder (``workdir``), ready to use; its URI."""
+    shutil.copy(empty_mlflow_db, workdir / "mlflow.db")
+    return f"sqlite:///{workdir / 'mlflow.db'}"
 
 
 def _command(name: str, args) -> list[str]:

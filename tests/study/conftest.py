@@ -1,30 +1,13 @@
-"""Fixtures of the study tests (``mlflow_store`` belongs in tests/conftest.py: the tracking tests define the same)."""
+"""Fixtures of the study tests: trials that train nothing."""
 
 from __future__ import annotations
 
-import shutil
 from types import SimpleNamespace
 
 import pytest
 
 from ferlight import tracking
-from ferlight.tracking.store import ensure_store
 from ferlight.training.run import FitResult
-
-
-@pytest.fixture(scope="session")
-def empty_mlflow_db(tmp_path_factory):
-    """A SQLite MLflow store with its schema and nothing else: made once, since making a schema takes seconds."""
-    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    ensure_store(f"sqlite:///{db}")
-    return db
-
-
-@pytest.fixture
-def mlflow_store(workdir, empty_mlflow_db):
-    """The default MLflow store of a fresh working folder (``workdir``), ready to use; its URI."""
-    shutil.copy(empty_mlflow_db, workdir / "mlflow.db")
-    return f"sqlite:///{workdir / 'mlflow.db'}"
 
 
 class FakeFit:
