@@ -74,3 +74,10 @@ def test_a_file_that_is_not_a_checkpoint(tiny_csv, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(bogus), "--data", str(tiny_csv)])
     assert "is not a ferlight checkpoint" in capsys.readouterr().err
+
+
+def test_an_unknown_model_uri_is_one_line(tiny_csv, mlflow_store, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--checkpoint", "models:/nobody@champion", "--tracking-uri", mlflow_store, "--data", str(tiny_csv)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "no ferlight model at models:/nobody@champion" in lines[0]

@@ -12,13 +12,15 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from ferlight.hardware import machine as hardware
 from ferlight.hardware import precision
-from ferlight.inference.checkpoint import load_model
+from ferlight.evaluate import EvalConfig, run_evaluation
+from ferlight.inference.checkpoint import load_model, resolve_checkpoint
 from ferlight.data import CLASS_NAMES
 from ferlight.fit import main
 from ferlight.models import list_models
@@ -86,6 +88,33 @@ def test_default_store_holds_the_whole_contract(workdir, tiny_csv):
     assert config["arch"] == "fervgg_small" and config["protocol"] == "standard"
     loaded = load_model(local / "checkpoints" / "best.ckpt")
     assert loaded.arch == "fervgg_small" and loaded.class_names == tuple(CLASS_NAMES)
+
+    inputs = {i.dataset.name: {t.key: t.value for t in i.tags} for i in run.inputs.dataset_inputs}  # Dataset column
+    assert set(inputs) == {f"fer2013-standard-{split}" for split in ("train", "val", "test")}
+    assert inputs["fer2013-standard-test"]["rows"] == str(PER_CLASS["PrivateTest"] * 7)
+    [model] = run.outputs.model_outputs  # Model column: the run's pyfunc model, from the best checkpoint
+    assert load_model(resolve_checkpoint(f"runs:/{run.info.run_id}/model", tracking_uri=uri)).class_names == tuple(CLASS_NAMES)
+
+
+@pytest.mark.slow
+def test_registered_model_loads_in_a_fresh_process_with_evaluates_numbers(workdir, tiny_csv, run_command):
+    """``--register-model``: ``models:/NAME/1`` in another process gives ``ferlight.evaluate``'s probabilities."""
+    assert main(fit_args(tiny_csv, "--protocol", "standard", "--register-model", "fer-tiny")) == 0
+    script = (
+        "import mlflow, numpy as np, sys\n"
+        "from ferlight.data import load_fer2013, split_protocol\n"
+        "from ferlight.inference.pyfunc import input_example\n"
+        "data = load_fer2013(sys.argv[1]); faces = data.images[split_protocol(data, 'standard')['test']]\n"
+        "mlflow.set_tracking_uri(sys.argv[2])\n"
+        "out = mlflow.pyfunc.load_model('models:/fer-tiny/1').predict(input_example(faces))\n"
+        "np.save(sys.argv[3], out[list(data.class_names)].to_numpy())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tiny_csv), store(workdir), str(workdir / "p.npy")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ensemble = run_evaluation(EvalConfig(checkpoint=["models:/fer-tiny/1"], tracking_uri=store(workdir), data=str(tiny_csv),
+                                         protocol="standard", precision="32-true", cache_dir=str(workdir / "cache")))
+    assert np.allclose(np.load(workdir / "p.npy"), ensemble.probabilities, atol=1e-4)
 
 
 @pytest.mark.slow

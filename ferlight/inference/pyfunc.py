@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
-from mlflow.types.schema import Array, ColSpec, Schema
+from mlflow.types.schema import AnyType, Array, ColSpec, Schema
 
 from ferlight.data.preprocess import IMAGE_SIZE
 from ferlight.evaluation.predict import predict_proba
@@ -30,7 +30,7 @@ from ferlight.inference.recognizer import Recognizer
 CHECKPOINT = "checkpoint"  # the artifact's key
 INPUT = Schema([
     ColSpec("binary", "image", required=False),
-    ColSpec(Array(Array("double")), "face", required=False),
+    ColSpec(Array(Array(AnyType())), "face", required=False),  # 48 rows of 48: ints 0-255 or floats in [0, 1]
 ])
 BOX = ("x", "y", "width", "height")
 

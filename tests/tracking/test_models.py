@@ -1,0 +1,66 @@
+"""Logged models and the registry: a run's model loads back by every URI form, the champion alias
+moves only on a better validation accuracy, and a bad URI or name is one clear line."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+
+from ferlight import tracking
+from ferlight.data import CLASS_NAMES
+from ferlight.errors import CheckpointError, ConfigError
+from ferlight.inference.pyfunc import CHECKPOINT, EmotionModel, input_example, signature
+from ferlight.tracking import models
+
+
+@pytest.fixture
+def logged(mlflow_store, checkpoint):
+    """A run with ferlight's model logged on it: (run id, model URI)."""
+    client = tracking.client(mlflow_store)
+    run_id = tracking.create_run(client, "ferlight", "logged", {})
+    faces = np.zeros((1, 48, 48), dtype=np.uint8)
+    uri = models.log_model(run_id, EmotionModel(), {CHECKPOINT: checkpoint}, signature(CLASS_NAMES),
+                           input_example(faces), ["torch"], tracking_uri=mlflow_store)
+    return run_id, uri
+
+
+@pytest.fixture
+def fluent_uri(mlflow_store):
+    """MLflow's fluent API aimed at the test's store for the test."""
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_store)
+    yield
+    mlflow.set_tracking_uri(before)
+
+
+def test_the_model_loads_by_run_model_and_registry_uris(logged, mlflow_store, checkpoint, fluent_uri):
+    run_id, uri = logged
+    version = models.register_model(uri, "fer", 0.5, mlflow_store)
+    for model_uri in (uri, f"runs:/{run_id}/model", f"models:/fer/{version}"):
+        assert mlflow.pyfunc.load_model(model_uri).metadata.signature is not None, model_uri
+        assert models.model_checkpoint(model_uri, mlflow_store).read_bytes() == checkpoint.read_bytes()
+    outputs = tracking.client(mlflow_store).get_run(run_id).outputs.model_outputs
+    assert [o.model_id for o in outputs] == [uri.removeprefix("models:/")]  # the run page lists it
+
+
+def test_champion_moves_only_on_a_better_validation_accuracy(logged, mlflow_store):
+    _, uri = logged
+    moved = []
+    for score in (0.5, 0.4, 0.6, 0.6):
+        version = models.register_model(uri, "fer", score, mlflow_store)
+        moved.append(models.promote_if_better("fer", version, mlflow_store))
+    assert moved == [True, False, True, False]
+    champion = tracking.client(mlflow_store).get_model_version_by_alias("fer", models.CHAMPION)
+    assert int(champion.version) == 3
+
+
+def test_bad_uris_and_names_are_one_line(logged, mlflow_store):
+    _, uri = logged
+    for bad in ("models:/nobody/1", "models:/nobody@champion", "runs:/0123456789abcdef/model"):
+        with pytest.raises(CheckpointError, match=f"no ferlight model at {bad}") as err:
+            models.model_checkpoint(bad, mlflow_store)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="has no '/' or '@'"):
+        models.register_model(uri, "a/b", 0.5, mlflow_store)
+    assert not tracking.client(mlflow_store).search_registered_models()  # nothing half-registered
