@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def summarize(study: optuna.Study, parent_run_id: str, tracking_uri: str | None = None) -> None:
-    """Best settings (tags ``best.<name>``), ``best/val_acc`` and plots on the parent run, which ends FINISHED.
+    """Best settings (tags ``best.<name>``), ``best/val_acc`` and plots on the parent run, which ends
+    FINISHED; the best trial's model registered under the study's name (alias ``champion``).
 
     Tags rather than params: MLflow params are write-once, and the best trial changes as a study
     resumes.
@@ -36,7 +37,27 @@ def summarize(study: optuna.Study, parent_run_id: str, tracking_uri: str | None 
         tracking.log_metrics(client, parent_run_id, {"best/val_acc": best.value}, step=len(complete))
         with tempfile.TemporaryDirectory() as tmp:
             tracking.log_artifacts(client, parent_run_id, _plots(study, Path(tmp)))
+        register_best(study.study_name, best.user_attrs.get(MLFLOW_RUN), best.value, tracking_uri)
     tracking.set_status(client, parent_run_id, "FINISHED")
+
+
+def register_best(name: str, run_id: str | None, score: float, tracking_uri: str | None = None) -> int | None:
+    """Register the best trial's model under the study's name (once per run) and give it the
+    ``champion`` alias if it beats the current champion's validation accuracy; its version."""
+    client = tracking.client(tracking_uri)
+    if run_id is None or not tracking.run_exists(client, run_id):
+        return None
+    outputs = client.get_run(run_id).outputs
+    if not outputs or not outputs.model_outputs:
+        return None  # a trial run without a logged model
+    registered = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if registered:
+        version = int(registered[0].version)
+    else:
+        model_uri = f"models:/{outputs.model_outputs[0].model_id}"
+        version = tracking.register_model(model_uri, name, score, tracking_uri)
+    tracking.promote_if_better(name, version, tracking_uri)
+    return version
 
 
 def _plots(study: optuna.Study, folder: Path) -> list[Path]:

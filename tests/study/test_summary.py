@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
@@ -11,7 +12,9 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState, create_trial
 
 from ferlight import tracking
-from ferlight.study.summary import summarize, trials_table
+from ferlight.data import CLASS_NAMES
+from ferlight.inference.pyfunc import CHECKPOINT, EmotionModel, input_example, signature
+from ferlight.study.summary import register_best, summarize, trials_table
 
 POINTS = CategoricalDistribution([0, 1, 2])
 
@@ -64,3 +67,22 @@ def test_summary_of_a_study_without_a_complete_trial_only_ends_the_parent_run(ml
     run = client.get_run(parent)
     assert run.info.status == "FINISHED" and not any(k.startswith("best.") for k in run.data.tags)
     assert client.list_artifacts(parent) == []
+
+
+def test_the_best_trials_model_is_registered_once_and_champion_only_when_better(mlflow_store, checkpoint):
+    client = tracking.client()
+
+    def trial_run(name):
+        run_id = tracking.create_run(client, "ferlight", name, {})
+        tracking.log_model(run_id, EmotionModel(), {CHECKPOINT: checkpoint}, signature(CLASS_NAMES),
+                           input_example(np.zeros((1, 48, 48), np.uint8)), ["torch"])
+        return run_id
+
+    good, worse, better = trial_run("good"), trial_run("worse"), trial_run("better")
+    assert register_best("grid", good, 0.6) == 1
+    assert register_best("grid", good, 0.6) == 1  # the same best trial again (a resumed study): no new version
+    assert register_best("grid", worse, 0.5) == 2  # another study's best under the name: registered, not champion
+    assert client.get_model_version_by_alias("grid", tracking.CHAMPION).version in (1, "1")
+    assert register_best("grid", better, 0.7) == 3
+    assert int(client.get_model_version_by_alias("grid", tracking.CHAMPION).version) == 3
+    assert register_best("grid", "run-without-model", 0.9) is None
