@@ -58,6 +58,7 @@ def test_tencrop_differs_from_the_centre_crop(tiny_csv, tmp_path):
         (["--split", "dev"], "split"),
         (["--log", "true"], "--log needs exactly one --run-id"),
         (["--device", "toaster"], "unknown device 'toaster'"),
+        (["--register-model", "fer"], "--register-model needs --log-model"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tiny_csv, tmp_path, capsys, args, expected):
@@ -81,3 +82,14 @@ def test_an_unknown_model_uri_is_one_line(tiny_csv, mlflow_store, capsys):
         main(["--checkpoint", "models:/nobody@champion", "--tracking-uri", mlflow_store, "--data", str(tiny_csv)])
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(lines) == 1 and "no ferlight model at models:/nobody@champion" in lines[0]
+
+
+@pytest.mark.slow
+def test_the_shipped_model_is_logged_and_registered_as_an_mlflow_model(tiny_csv, mlflow_store, capsys):
+    assert main(["--data", str(tiny_csv), "--tracking-uri", mlflow_store, "--precision", "32-true",
+                 "--log-model", "true", "--register-model", "fer-default"]) == 0
+    expected = run_evaluation(EvalConfig(data=str(tiny_csv), precision="32-true")).probabilities
+    logged = run_evaluation(EvalConfig(checkpoint=["models:/fer-default/1"], tracking_uri=mlflow_store,
+                                       data=str(tiny_csv), precision="32-true")).probabilities
+    assert np.array_equal(expected, logged)
+    assert "MLflow model models:/m-" in capsys.readouterr().err

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib.metadata
+import re
 
 import cv2
 import numpy as np
@@ -22,6 +24,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import AnyType, Array, ColSpec, Schema
 
+from ferlight import __version__
 from ferlight.data.preprocess import IMAGE_SIZE
 from ferlight.evaluation.predict import predict_proba
 from ferlight.inference.checkpoint import load_model
@@ -38,6 +41,12 @@ BOX = ("x", "y", "width", "height")
 def signature(class_names) -> ModelSignature:
     outputs = [ColSpec("long", "row"), *(ColSpec("long", name) for name in BOX), ColSpec("string", "label")]
     return ModelSignature(INPUT, Schema(outputs + [ColSpec("double", name) for name in class_names]))
+
+
+def requirements() -> list[str]:
+    """The model's pip requirements: ferlight at this version, torch as the range ferlight accepts."""
+    torch_range = next(r for r in importlib.metadata.requires("ferlight") if re.match(r"torch(?![\w-])", r))
+    return [f"ferlight=={__version__}", torch_range]
 
 
 def input_example(faces: np.ndarray) -> pd.DataFrame:

@@ -33,7 +33,7 @@ from ferlight.models import list_models, model_options
 POINT = "point"  # the Optuna parameter of a grid study: the index of the point in StudySpec.points
 
 # Set by the sweep for each trial, so not settable in a study file.
-MANAGED_FIELDS = ("resume", "run_name")
+MANAGED_FIELDS = ("resume", "run_name", "register_model")  # a study registers its best trial itself
 SETTABLE = tuple(name for name in option_types(FitConfig, ModelFlags) if name not in MANAGED_FIELDS)
 
 SAMPLERS = {

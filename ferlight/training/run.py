@@ -8,8 +8,6 @@ params, per-epoch metrics, test metrics, classification report, confusion matrix
 
 from __future__ import annotations
 
-import importlib.metadata
-import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -246,16 +244,10 @@ def _log_model(cfg: FitConfig, logger, dm: FER2013DataModule, best_path: Path) -
             {pyfunc.CHECKPOINT: slim},
             pyfunc.signature(dm.class_names),
             pyfunc.input_example(faces[:2]),
-            _requirements(),
+            pyfunc.requirements(),
             model_config={"tta": cfg.tta},
             tracking_uri=cfg.tracking_uri,
         )
-
-
-def _requirements() -> list[str]:
-    """ferlight at this version and torch as the range ferlight accepts."""
-    torch_range = next(r for r in importlib.metadata.requires("ferlight") if re.match(r"torch\b(?!metrics)", r))
-    return [f"ferlight=={ferlight.__version__}", torch_range]
 
 
 def _system_metrics_monitor():
