@@ -10,7 +10,7 @@
 # GRID_EPOCHS [6], GRID_WORKERS [4], GRID_STOP_S [360: no grid point starts later],
 # GRID_ARCHS [all], GRID_PRECISION [auto], STRONG_EPOCHS [60], STRONG_MAX_TIME [00:00:08:00],
 # STRONG_PRECISION [auto], DATA [.data/fer2013_images.u8.xz].
-# tests/test_gpu_session.py runs `run` on CPU with tiny data and one grid point.
+# tests/bench/test_gpu_session.py runs `run` on CPU with tiny data and one grid point.
 # Runs (MLflow store, checkpoints) land in the working folder, as with ferlight.fit.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -25,9 +25,8 @@ case "${1:-}" in
 setup)
   "$PY" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$ROOT/.site" "$ROOT"/.whl/*.whl || exit 1
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-  "$PY" - "$ROOT/tests" <<'PY' || exit 1
+  "$PY" - <<'PY' || exit 1
 import sys, tempfile, subprocess
-sys.path.insert(0, sys.argv[1])
 import torch, lightning, mlflow, optuna, jsonargparse
 from ferlight.testing.tiny_data import write_tiny_fer2013
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "lightning", lightning.__version__,

@@ -16,7 +16,7 @@ import torch
 
 from ferlight.atomic import atomic_output
 from ferlight.data.preprocess import IMAGE_SIZE
-from ferlight.errors import CheckpointError, ConfigError, FerlightError
+from ferlight.errors import CheckpointError, ConfigError, FerlightError, first_line
 from ferlight.models import LoadedModel, create_model
 from ferlight.tracking.models import is_model_uri, model_checkpoint
 from ferlight.weights import DEFAULT_WEIGHTS
@@ -57,7 +57,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not a checkpoint
-        raise CheckpointError(f"{path} is not a ferlight checkpoint ({type(err).__name__}: {err})".splitlines()[0]) from None
+        raise CheckpointError(f"{path} is not a ferlight checkpoint ({type(err).__name__}: {first_line(err)})") from None
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hparams, dict) or any(k not in hparams for k in REQUIRED) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a ferlight checkpoint (no arch/class_names hyper-parameters or state_dict)")
@@ -75,7 +75,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         weights = {k[len(PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
         model.load_state_dict(weights)
     except (FerlightError, RuntimeError, TypeError) as err:
-        raise CheckpointError(f"{path}: cannot rebuild model {hp['arch']!r}: {err}".splitlines()[0]) from None
+        raise CheckpointError(f"{path}: cannot rebuild model {hp['arch']!r}: {first_line(err)}") from None
     return LoadedModel(
         model=model.to(device).eval(),
         arch=hp["arch"],
