@@ -148,8 +148,7 @@ def test_the_scoring_server_answers_faces_and_images_and_rejects_bad_input(workd
         assert np.allclose(rows[names].to_numpy(), expected.probabilities, atol=1e-4)
         assert list(rows["label"]) == [names[k] for k in expected.probabilities.argmax(1)]
 
-        # An encoded image: base64 PNG text; the server decodes it (a binary column) and the model
-        # finds the astronaut's face.
+        # An encoded image: base64 PNG text, which the model decodes; it finds the astronaut's face.
         status, answer = invoke(base, split("image", [base64.b64encode(png).decode()]))
         assert status == 200, (status, answer)
         [face] = answer["predictions"]
@@ -158,6 +157,13 @@ def test_the_scoring_server_answers_faces_and_images_and_rejects_bad_input(workd
         assert box == in_process.loc[0, ["x", "y", "width", "height"]].tolist()
         assert np.allclose([face[n] for n in names], in_process.loc[0, names].to_numpy(dtype=float), atol=1e-4)
         assert face["label"] == in_process.loc[0, "label"] and sum(face[n] for n in names) == pytest.approx(1, abs=1e-4)
+
+        # Faces and images mixed in one request, one per row.
+        mixed = {"dataframe_split": {"columns": ["face", "image"],
+                                     "data": [[faces[0].tolist(), None], [None, base64.b64encode(png).decode()]]}}
+        status, answer = invoke(base, mixed)
+        assert status == 200 and [p["row"] for p in answer["predictions"]] == [0, 1], (status, str(answer)[:500])
+        assert [answer["predictions"][1][k] for k in ("x", "y", "width", "height")] == box
 
         # Bad input: 400 with a JSON error, never a traceback.
         no_face = png_base64(np.full((120, 120, 3), 90, np.uint8))
@@ -169,6 +175,7 @@ def test_the_scoring_server_answers_faces_and_images_and_rejects_bad_input(workd
                            "INVALID_PARAMETER_VALUE", "row 0: image is not a PNG, JPEG or other image OpenCV reads")
         assert_clear_error(*invoke(base, split("face", [None])), "INVALID_PARAMETER_VALUE",
                            "no input: give each row a 'face' (48 x 48 grey) or an 'image' (PNG/JPEG bytes)")
-        assert_clear_error(*invoke(base, split("image", ["not base64!"])), "BAD_REQUEST")  # MLflow's schema check
+        assert_clear_error(*invoke(base, split("image", ["not base64!"])), "INVALID_PARAMETER_VALUE",
+                           "row 0: image is neither bytes nor base64 text")
         assert_clear_error(*invoke(base, {"faces": [[0]]}), "BAD_REQUEST")  # not the scoring protocol
     assert not _answers_ping(base)  # stopped

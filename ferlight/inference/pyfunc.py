@@ -32,7 +32,7 @@ from ferlight.inference.recognizer import Recognizer
 
 CHECKPOINT = "checkpoint"  # the artifact's key
 INPUT = Schema([
-    ColSpec("binary", "image", required=False),
+    ColSpec(AnyType(), "image", required=False),  # bytes, or base64 text (decoded here, so rows may mix faces and images)
     ColSpec(Array(Array(AnyType())), "face", required=False),  # 48 rows of 48: ints 0-255 or floats in [0, 1]
 ])
 BOX = ("x", "y", "width", "height")
@@ -71,7 +71,7 @@ def _face(row: int, value) -> np.ndarray:
 
 def _image(row: int, value) -> np.ndarray:
     try:
-        data = base64.b64decode(value, validate=True) if isinstance(value, str) else bytes(value)
+        data = base64.b64decode("".join(value.split()), validate=True) if isinstance(value, str) else bytes(value)
     except (binascii.Error, TypeError, ValueError):
         raise _bad_input(f"row {row}: image is neither bytes nor base64 text") from None
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
