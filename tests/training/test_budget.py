@@ -45,6 +45,7 @@ def test_a_budget_ends_with_the_schedule_annealed(tmp_path, tiny_csv, scheduler,
     assert "val/best_acc" in result.metrics  # validated and tested after the stop
 
 
+@pytest.mark.slow
 def test_epochs_still_bound_a_generous_budget(tmp_path, tiny_csv):
     cfg = budget_config(tmp_path, tiny_csv, scheduler="onecycle")
     cfg.epochs, cfg.max_time, cfg.limit_train_batches = 2, "00:00:10:00", 2

@@ -31,6 +31,7 @@ def _module(**kwargs):
     return EmotionClassifier(arch="fervgg_small", class_names=NAMES, **kwargs)
 
 
+@pytest.mark.slow
 def test_learns_a_separable_task():
     torch.manual_seed(0)
     module = _module(optimizer="adam", lr=3e-3)
