@@ -97,6 +97,15 @@ def test_default_store_holds_the_whole_contract(workdir, tiny_csv):
 
 
 @pytest.mark.slow
+def test_system_metrics_are_logged_when_asked(workdir, tiny_csv, monkeypatch):
+    pytest.importorskip("psutil", reason="--system-metrics needs the system-metrics extra")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's own setting; default 10 s
+    assert main(fit_args(tiny_csv, "--system-metrics", "true")) == 0
+    metrics = only_run(store(workdir)).data.metrics
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= metrics.keys()
+
+
+@pytest.mark.slow
 def test_registered_model_loads_in_a_fresh_process_with_evaluates_numbers(workdir, tiny_csv, run_command):
     """``--register-model``: ``models:/NAME/1`` in another process gives ``ferlight.evaluate``'s probabilities."""
     assert main(fit_args(tiny_csv, "--protocol", "standard", "--register-model", "fer-tiny")) == 0
