@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
