@@ -33,6 +33,7 @@ class SqliteLock:
 
     def acquire(self) -> None:
         if self._lock is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # filelock before 3.13 makes no folder
             self._lock.acquire()
 
     def release(self) -> None:
