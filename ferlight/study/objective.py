@@ -3,11 +3,13 @@
 ``val/best_acc`` back to Optuna (never a test figure).
 
 A trial's run is tagged with how the trial ended. A trial pruned, or run again because its worker
-died or was stopped, is handled so that the MLflow UI shows failures only for trials that failed.
+died or was stopped, is handled so that the MLflow UI shows failures only for trials that failed. A
+trial whose tracking server or database stays down past MLflow's retries fails and is queued again.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping
 
 import optuna
@@ -16,7 +18,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna_integration import PyTorchLightningPruningCallback
 
 from ferlight import tracking
-from ferlight.errors import FerlightError
+from ferlight.errors import FerlightError, first_line
 from ferlight.study.spec import POINT, StudySpec, applies, setting_value
 from ferlight.training.config import FitConfig
 from ferlight.training.run import run_fit
@@ -26,6 +28,7 @@ PRUNING_MONITOR = "val/acc"
 SETTINGS = "settings"  # trial user attribute: the values the trial trains with, for each searched setting
 MLFLOW_RUN = "mlflow_run_id"  # trial user attribute: the trial's MLflow run
 TRIAL_STATE = "trial_state"  # MLflow tag of a trial's run: running, complete, pruned or failed
+_log = logging.getLogger(__name__)
 
 
 class TrialFailed(RuntimeError):
@@ -114,7 +117,7 @@ class Objective:
     settings; the objective releases it then, so the next worker may start.
     """
 
-    def __init__(self, spec: StudySpec, base: FitConfig, parent_run_id: str, start_lock: tracking.SqliteLock) -> None:
+    def __init__(self, spec: StudySpec, base: FitConfig, parent_run_id: str, start_lock: tracking.DatabaseLock) -> None:
         self.spec = spec
         self.base = base
         self.parent_run_id = parent_run_id
@@ -160,8 +163,17 @@ class Objective:
                 raise KeyboardInterrupt from err
             raise
         except Exception as err:
-            end_trial_run(cfg.tracking_uri, pruning.run_id, "failed")
-            raise TrialFailed(f"{type(err).__name__}: {err}") from err
+            if not tracking.unreachable(err):
+                end_trial_run(cfg.tracking_uri, pruning.run_id, "failed")
+                raise TrialFailed(f"{type(err).__name__}: {err}") from err
+            # The tracking server or database stayed down past every retry: not the trial's fault.
+            _log.warning("trial %d: %s; queued to run again", trial.number, first_line(err))
+            try:
+                end_trial_run(cfg.tracking_uri, pruning.run_id, "failed")
+            except Exception:  # still down: the run stays RUNNING, its trial is run again
+                pass
+            retry_later(trial.study, trial.number)
+            raise TrialFailed(f"{type(err).__name__}: {first_line(err)}") from err
         if OBJECTIVE not in result.metrics:
             end_trial_run(cfg.tracking_uri, result.run_id, "failed")
             raise TrialFailed(f"the run recorded no {OBJECTIVE}")

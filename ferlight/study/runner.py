@@ -2,9 +2,10 @@
 trials in one or more worker processes, and summarise it on the parent run.
 
 The first process to create a study (creation is atomic in an RDB) makes its parent run and
-publishes the run id last; the others wait for it. Workers on one machine share a file lock from
-"is there work left?" until the trial they start has its settings, so no grid point runs twice
-and no more trials start than asked for.
+publishes the run id last; the others wait for it. Workers, on one machine or many, share a lock in
+the study's database from "is there work left?" until the trial they start has its settings, so no
+grid point runs twice and no more trials start than asked for; a worker with nothing left to start
+waits while other trials run, to run again any whose worker dies.
 """
 
 from __future__ import annotations
@@ -172,35 +173,46 @@ def _enqueue_points(study: optuna.Study, spec: StudySpec, base: FitConfig) -> No
 # Workers
 
 
-def _work_left(study: optuna.Study, spec: StudySpec, target: int | None) -> bool:
-    """Whether to start another trial: below ``target`` trials, and for a grid, a point nobody
-    has taken or a trial queued again. Dead workers' trials are failed (and queued) first."""
+START, WAIT, DONE = "start", "wait", "done"  # what a worker does next
+
+
+def _next_step(study: optuna.Study, spec: StudySpec, target: int | None) -> str:
+    """START another trial (below ``target`` trials, and for a grid a point nobody has taken or a
+    trial queued again), WAIT while other workers' trials run (one may die and be queued again),
+    or DONE. Dead workers' trials are failed (and queued) first."""
     fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     retried = {number for t in trials for number in RetryHeartbeatStaleTrialCallback.retry_history(t)}
     started = sum(t.state != TrialState.WAITING and t.number not in retried for t in trials)
-    if target is not None and started >= target:
-        return False
-    if not spec.points:
-        return True
+    waiting = any(t.state == TrialState.WAITING for t in trials)
     taken = {t.params[POINT] for t in trials if POINT in t.params}
-    return len(taken) < len(spec.points) or any(t.state == TrialState.WAITING for t in trials)
+    if (target is None or started < target) and (not spec.points or waiting or len(taken) < len(spec.points)):
+        return START
+    return WAIT if any(t.state == TrialState.RUNNING for t in trials) else DONE
 
 
 def work(study: optuna.Study, spec: StudySpec, base: FitConfig, options: SweepOptions, storage_url: str) -> None:
-    """Run trials of ``study`` until the grid is done, ``n_trials`` are reached or time is up."""
-    lock = tracking.SqliteLock(storage_url)  # held from "is there work left?" until the trial has its settings
+    """Run trials of ``study`` until the grid is done, ``n_trials`` are reached or time is up.
+
+    The study's database lock is held from "is there work left?" until the trial has its settings,
+    so that across machines no grid point runs twice and no more trials start than asked for.
+    """
+    lock = tracking.DatabaseLock(storage_url, f"study:{study.study_name}")
     objective = Objective(spec, base, study.user_attrs[PARENT_RUN], lock)
     target = options.n_trials if options.n_trials is not None else spec.n_trials
     deadline = time.monotonic() + options.timeout if options.timeout else float("inf")
     while time.monotonic() < deadline:
-        lock.acquire()  # released by the objective once the trial has its settings
+        tracking.reconnecting(lock.acquire)()  # released by the objective once the trial has its settings
         try:
-            if not _work_left(study, spec, target):
-                return
-            study.optimize(objective, n_trials=1, catch=(TrialFailed,))
+            step = _next_step(study, spec, target)
+            if step == START:
+                study.optimize(objective, n_trials=1, catch=(TrialFailed,))
         finally:
             lock.release()
+        if step == DONE:
+            return
+        if step == WAIT:
+            time.sleep(options.heartbeat_interval)
 
 
 def _work_in_process(spec: StudySpec, base: FitConfig, options: SweepOptions, storage_url: str, threads: int) -> None:

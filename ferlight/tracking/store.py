@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ferlight.errors import ConfigError, first_line
-from ferlight.tracking.sqlite_lock import SqliteLock
+from ferlight.tracking.databases import DatabaseLock
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -36,11 +36,27 @@ def client(uri: str | None = None):
     return mlflow.MlflowClient(resolve_tracking_uri(uri))
 
 
+def unreachable(err: BaseException) -> bool:
+    """Whether ``err`` came from a tracking server or database that did not answer (an outage, not
+    a mistake): MLflow raises its own exception with the cause as its context, after its retries."""
+    import requests
+
+    from ferlight.tracking.databases import connection_lost
+
+    while err is not None:
+        if isinstance(err, (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError)):
+            return True
+        if connection_lost(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def ensure_store(uri: str | None = None) -> str:
     """Check that the tracking store answers (creating a SQLite schema once); return its URI."""
     uri = resolve_tracking_uri(uri)
     try:
-        with SqliteLock(uri):  # two processes creating the schema at once race
+        with DatabaseLock(uri, "mlflow-schema"):  # two processes creating the schema at once race
             client(uri).search_experiments(max_results=1)
     except Exception as err:  # MLflow raises many types for an unusable store
         raise ConfigError(f"cannot use MLflow tracking URI {uri!r}: {type(err).__name__}: {first_line(err)}") from None

@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
+import requests
 from optuna.trial import FixedTrial, TrialState
 
 from ferlight import tracking
@@ -71,7 +72,21 @@ def test_a_complete_trial_is_a_finished_child_run_with_the_settings_it_trained_w
     assert (run.info.run_name, run.data.tags["trial_number"]) == ("s-000", "0")
 
 
+def _server_down() -> Exception:
+    """What MLflow raises once its retries of an unanswered request run out (the cause as context)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        try:
+            raise requests.ConnectionError("Connection refused")
+        except requests.ConnectionError as err:
+            raise MlflowException(f"API request to http://127.0.0.1:5000/api failed with exception {err}")
+    except MlflowException as err:
+        return err
+
+
 @pytest.mark.parametrize("raised,expected,status,queued", [
+    (_server_down(), TrialFailed, "FAILED", True),  # an outage, not the trial's fault: queued, the study goes on
     (optuna.TrialPruned(), optuna.TrialPruned, "FINISHED", False),  # Lightning ended it FAILED: pruning is no failure
     (RuntimeError("nan loss"), TrialFailed, "FAILED", False),  # the settings' fault: not tried again
     (DataError("bad data"), DataError, "FAILED", True),  # not the trial's fault: queued for the next run
