@@ -1,5 +1,5 @@
 """Fixtures that several test modules share: tiny data, a random-weight checkpoint, a fresh working
-folder, and ferlight's commands run as child processes."""
+folder, ferlight's commands run as child processes, and real PostgreSQL and MLflow servers."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 
 import pytest
 import torch
 
 from ferlight.testing.checkpoints import save_checkpoint
+from ferlight.testing.servers import MlflowServer, PostgresServer, ServerError
 from ferlight.testing.tiny_data import write_tiny_fer2013
 from ferlight.tracking.store import ensure_store
 
@@ -93,3 +95,37 @@ def start_command():
                                 stderr=subprocess.PIPE, env={**os.environ}, preexec_fn=_default_sigint)
 
     return start
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """The session's own PostgreSQL server (ferlight.testing.servers), stopped at the end; tests that
+    need it skip where none can run."""
+    if reason := PostgresServer.unavailable():
+        pytest.skip(reason)
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    try:
+        server.start()
+    except ServerError as err:
+        pytest.skip(f"PostgreSQL did not start: {err}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres):
+    """A fresh database of the test's own on the session's PostgreSQL server: its SQLAlchemy URL."""
+    return postgres.create_database(f"test_{uuid.uuid4().hex}")
+
+
+@pytest.fixture
+def mlflow_server(postgres, tmp_path):
+    """A started MLflow server of the test's own on a fresh PostgreSQL database, its folder (log,
+    ``artifacts/``) ``tmp_path / "mlflow-server"``; stopped at the end."""
+    server = MlflowServer(tmp_path / "mlflow-server", postgres.create_database(f"mlflow_{uuid.uuid4().hex}"))
+    try:
+        server.start()
+    except ServerError as err:
+        pytest.skip(f"the MLflow server did not start: {err}")
+    yield server
+    server.stop()

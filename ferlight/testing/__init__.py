@@ -1,4 +1,6 @@
-"""Synthetic data that tests and benchmarks share: real-face video clips with ground truth.
+"""What tests and benchmarks share: synthetic data (real-face video clips with ground truth) and
+real PostgreSQL and MLflow servers that tests start and stop (servers).
 
-Needs scikit-image and matplotlib (the test extra) for the photographs and backgrounds they ship.
+Needs scikit-image and matplotlib (the test extra) for the photographs and backgrounds they ship,
+and psycopg for the servers.
 """
