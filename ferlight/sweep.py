@@ -17,7 +17,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from ferlight.errors import exit_on_error
 from ferlight.options import add_dataclass_arguments, parse_namespace, to_dataclass
-from ferlight.study.runner import SweepOptions, run_sweep
+from ferlight.study.runner import SweepOptions, join_ddp_trial, run_sweep
 from ferlight.study.spec import MANAGED_FIELDS, load_study_spec
 from ferlight.study.summary import trials_table
 from ferlight.training.config import FitConfig, ModelFlags, to_fit_config
@@ -36,7 +36,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below")
     add_dataclass_arguments(parser, FitConfig, skip=MANAGED_FIELDS)
     add_dataclass_arguments(parser, ModelFlags)
-    parser.set_defaults(devices=1)  # one trial per process: run one worker per device instead
+    parser.set_defaults(devices=1)  # one device a trial unless asked (--devices N --strategy ddp)
     return parser
 
 
@@ -47,8 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = load_study_spec(parse_namespace(parser, argv).study_file)
     parser.set_defaults(spec.fixed)  # the file's fixed options < --config < the command line
     namespace = parse_namespace(parser, argv)
+    base, options = to_fit_config(namespace), to_dataclass(namespace, SweepOptions)
+    if join_ddp_trial(spec, base, options):  # this process is another DDP rank of a worker's trial
+        return 0
     try:
-        study = run_sweep(spec, to_fit_config(namespace), to_dataclass(namespace, SweepOptions))
+        study = run_sweep(spec, base, options)
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume the study", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -10,6 +10,7 @@ trial whose tracking server or database stays down past MLflow's retries fails a
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Mapping
 
 import optuna
@@ -28,6 +29,7 @@ PRUNING_MONITOR = "val/acc"
 SETTINGS = "settings"  # trial user attribute: the values the trial trains with, for each searched setting
 MLFLOW_RUN = "mlflow_run_id"  # trial user attribute: the trial's MLflow run
 TRIAL_STATE = "trial_state"  # MLflow tag of a trial's run: running, complete, pruned or failed
+TRIAL_ENV = "FERLIGHT_SWEEP_TRIAL"  # set while a worker runs a trial: the trial's number
 _log = logging.getLogger(__name__)
 
 
@@ -88,8 +90,9 @@ class PruningCallback(PyTorchLightningPruningCallback):
         self.run_id: str | None = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        self.run_id = trainer.logger.run_id
-        self.trial.set_user_attr(MLFLOW_RUN, self.run_id)
+        if trainer.is_global_zero:  # other DDP ranks have no run
+            self.run_id = trainer.logger.run_id
+            self.trial.set_user_attr(MLFLOW_RUN, self.run_id)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         """Close the progress bars, which Lightning leaves open when a trial is pruned (they would be
@@ -110,6 +113,36 @@ def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> 
     return trial.suggest_float(name, low, high, step=step, log=log_scale)
 
 
+def sample_settings(spec: StudySpec, base: FitConfig, trial: optuna.Trial) -> dict:
+    """A trial's settings: a grid point, or values from the space (arch first, since a model option
+    is sampled only for architectures it applies to)."""
+    if spec.points:
+        return dict(spec.points[trial.suggest_categorical(POINT, list(range(len(spec.points))))])
+    settings = {"arch": _suggest(trial, "arch", spec.space["arch"])} if "arch" in spec.space else {}
+    arch = settings.get("arch", base.arch)
+    for name, distribution in spec.space.items():
+        if name != "arch" and applies(name, arch):
+            settings[name] = _suggest(trial, name, distribution)
+    return settings
+
+
+def run_name(trial: optuna.Trial | optuna.trial.FrozenTrial, study_name: str) -> str:
+    return f"{study_name}-{trial.number:03d}"
+
+
+def join_trial(study: optuna.Study, spec: StudySpec, base: FitConfig, number: int) -> None:
+    """Train as another DDP rank of trial ``number``, which a worker is running.
+
+    Lightning starts a DDP fit's other ranks by running the worker's command again; the worker
+    names its trial in ``TRIAL_ENV``, so that the command joins that trial instead of working the
+    study. Every rank has the pruning callback: Optuna's decides on rank 0 and tells the others.
+    """
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    settings = sample_settings(spec, base, optuna.trial.FixedTrial(frozen.params))
+    trial = optuna.trial.Trial(study, frozen._trial_id)
+    run_fit(trial_config(base, settings, run_name(frozen, study.study_name)), callbacks=[PruningCallback(trial)])
+
+
 class Objective:
     """One trial: settings from the sampler, ``run_fit`` as a child run, ``val/best_acc`` back.
 
@@ -123,25 +156,12 @@ class Objective:
         self.parent_run_id = parent_run_id
         self.start_lock = start_lock
 
-    def sample(self, trial: optuna.Trial) -> dict:
-        """The trial's settings: a grid point, or values from the space (arch first, since a model
-        option is sampled only for architectures it applies to)."""
-        if self.spec.points:
-            return dict(self.spec.points[trial.suggest_categorical(POINT, list(range(len(self.spec.points))))])
-        space = self.spec.space
-        settings = {"arch": _suggest(trial, "arch", space["arch"])} if "arch" in space else {}
-        arch = settings.get("arch", self.base.arch)
-        for name, distribution in space.items():
-            if name != "arch" and applies(name, arch):
-                settings[name] = _suggest(trial, name, distribution)
-        return settings
-
     def __call__(self, trial: optuna.Trial) -> float:
         try:
-            settings = self.sample(trial)
+            settings = sample_settings(self.spec, self.base, trial)
         finally:
             self.start_lock.release()  # the trial has its settings: the next worker may start
-        cfg = trial_config(self.base, settings, f"{trial.study.study_name}-{trial.number:03d}")
+        cfg = trial_config(self.base, settings, run_name(trial, trial.study.study_name))
         trial.set_user_attr(SETTINGS, {name: setting_value(cfg, name) for name in self.spec.searched})
         pruning = PruningCallback(trial)
         tags = {
@@ -150,8 +170,10 @@ class Objective:
             "trial_number": str(trial.number),
             TRIAL_STATE: "running",
         }
+        os.environ[TRIAL_ENV] = str(trial.number)  # for DDP ranks started by running this command again
         try:
             result = run_fit(cfg, callbacks=[pruning], tags=tags)
+            pruning.check_pruned()  # a DDP trial ends its fit when pruned; the verdict is in the storage
         except optuna.TrialPruned:
             end_trial_run(cfg.tracking_uri, pruning.run_id, "pruned")
             raise
@@ -174,6 +196,8 @@ class Objective:
                 pass
             retry_later(trial.study, trial.number)
             raise TrialFailed(f"{type(err).__name__}: {first_line(err)}") from err
+        finally:
+            del os.environ[TRIAL_ENV]
         if OBJECTIVE not in result.metrics:
             end_trial_run(cfg.tracking_uri, result.run_id, "failed")
             raise TrialFailed(f"the run recorded no {OBJECTIVE}")

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from ferlight import tracking
 from ferlight.errors import ConfigError
-from ferlight.study.objective import Objective, RetryStaleTrial, TrialFailed
+from ferlight.study.objective import TRIAL_ENV, Objective, RetryStaleTrial, TrialFailed, join_trial
 from ferlight.study.spec import POINT, StudySpec, applies, build_pruner, build_sampler, setting_value, within
 from ferlight.study.storage import build_storage, default_storage, masked
 from ferlight.study.summary import summarize
@@ -67,11 +67,15 @@ def check_options(base: FitConfig, options: SweepOptions) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
     if options.timeout is not None and options.timeout <= 0:
         raise ConfigError(f"--timeout must be positive, got {options.timeout}")
-    if "ddp" in base.strategy or base.num_nodes > 1 or not _one_device(base.devices):
+    if any(name in base.strategy for name in ("spawn", "fork", "notebook")) or base.num_nodes > 1:
         raise ConfigError(
-            "--devices/--strategy/--num-nodes: a sweep trains each trial in one process; "
-            "run one worker per device instead (see docs/sweeps.md)"
+            f"--strategy {base.strategy} --num-nodes {base.num_nodes}: a sweep's trials train on one machine, "
+            "with --strategy ddp for several devices; run one worker per machine (see docs/sweeps.md)"
         )
+    if "ddp" not in base.strategy and not _one_device(base.devices):
+        raise ConfigError(f"--devices {base.devices}: a trial on several devices needs --strategy ddp")
+    if "ddp" in base.strategy and options.workers > 1:
+        raise ConfigError("--workers: a sweep of DDP trials runs one worker on a machine (its trials use its devices)")
 
 
 def _one_device(devices: int | str) -> bool:
@@ -222,6 +226,17 @@ def _work_in_process(spec: StudySpec, base: FitConfig, options: SweepOptions, st
     torch.set_num_threads(threads)
     study = _load_study(spec, options, _storage(storage_url, base, options))
     work(study, spec, base, options, storage_url)
+
+
+def join_ddp_trial(spec: StudySpec, base: FitConfig, options: SweepOptions) -> bool:
+    """In a DDP rank that Lightning started by running a worker's command again: train in the
+    worker's trial (see ``objective.join_trial``) and say True; elsewhere False."""
+    number = os.environ.get(TRIAL_ENV)
+    if number is None:
+        return False
+    storage_url = options.storage or default_storage(base.tracking_uri)
+    join_trial(_load_study(spec, options, _storage(storage_url, base, options)), spec, base, int(number))
+    return True
 
 
 def run_sweep(spec: StudySpec, base: FitConfig, options: SweepOptions) -> optuna.Study:

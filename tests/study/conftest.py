@@ -24,7 +24,7 @@ class FakeFit:
         client = tracking.client(cfg.tracking_uri)
         run_id = tracking.create_run(client, cfg.experiment, cfg.resolved_run_name, tags or {})
         for callback in callbacks:  # the pruning callback learns the run as it would from the Trainer
-            callback.setup(SimpleNamespace(logger=SimpleNamespace(run_id=run_id)), None, "fit")
+            callback.setup(SimpleNamespace(logger=SimpleNamespace(run_id=run_id), is_global_zero=True), None, "fit")
         tracking.log_params(client, run_id, {"batch_size": cfg.batch_size, "optimizer": cfg.optimizer, "lr": cfg.lr})
         if cfg.lr in self.raises:
             raise self.raises[cfg.lr]

@@ -13,7 +13,7 @@ from optuna.trial import FixedTrial, TrialState
 
 from ferlight import tracking
 from ferlight.errors import DataError
-from ferlight.study.objective import Objective, RetryStaleTrial, TrialFailed, trial_config
+from ferlight.study.objective import Objective, RetryStaleTrial, TrialFailed, sample_settings, trial_config
 from ferlight.study.spec import StudySpec
 from ferlight.training.config import FitConfig
 
@@ -37,15 +37,13 @@ class NoLock:
 
 
 def test_a_grid_trial_takes_its_point_and_a_search_samples_only_options_its_architecture_has():
-    grid = Objective(spec(points=[{"lr": 0.1}, {"lr": 0.2}]), FitConfig(), "parent", NoLock())
-    assert grid.sample(FixedTrial({"point": 1})) == {"lr": 0.2}
+    assert sample_settings(spec(points=[{"lr": 0.1}, {"lr": 0.2}]), FitConfig(), FixedTrial({"point": 1})) == {"lr": 0.2}
     space = {"arch": optuna.distributions.CategoricalDistribution(["vgg11", "resnet18"]),
              "dropout_placement": optuna.distributions.CategoricalDistribution(["none", "every"]),
              "dropout": optuna.distributions.FloatDistribution(0.0, 0.5)}
-    search = Objective(spec(space=space), FitConfig(), "parent", NoLock())
     chosen = {"arch": "resnet18", "dropout_placement": "every", "dropout": 0.2}
-    assert search.sample(FixedTrial(chosen)) == {"arch": "resnet18", "dropout": 0.2}
-    assert search.sample(FixedTrial({**chosen, "arch": "vgg11"})) == {**chosen, "arch": "vgg11"}
+    assert sample_settings(spec(space=space), FitConfig(), FixedTrial(chosen)) == {"arch": "resnet18", "dropout": 0.2}
+    assert sample_settings(spec(space=space), FitConfig(), FixedTrial({**chosen, "arch": "vgg11"})) == {**chosen, "arch": "vgg11"}
 
 
 @pytest.fixture

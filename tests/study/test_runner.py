@@ -126,10 +126,21 @@ def test_a_dead_workers_trial_runs_again_after_its_grace_period(mlflow_store, fa
 
 
 @pytest.mark.parametrize("devices,one", [(1, True), ("1", True), ("0,", True), ("[2]", True), (2, False), ("0,1", False), ("auto", False)])
-def test_a_sweep_trains_each_trial_on_one_device(devices, one):
+def test_a_trial_on_several_devices_needs_ddp(devices, one):
     base = FitConfig(devices=devices)
     if one:
         check_options(base, SweepOptions())
     else:
         with pytest.raises(ConfigError, match="--devices"):
             check_options(base, SweepOptions())
+    check_options(FitConfig(devices=devices, strategy="ddp"), SweepOptions())
+
+
+@pytest.mark.parametrize("base,options,flag", [
+    (FitConfig(devices=2, strategy="ddp_spawn"), SweepOptions(), "--strategy"),  # its ranks would not know the trial
+    (FitConfig(devices=2, strategy="ddp", num_nodes=2), SweepOptions(), "--num-nodes"),
+    (FitConfig(devices=2, strategy="ddp"), SweepOptions(workers=2), "--workers"),
+])
+def test_ddp_trials_run_one_worker_on_one_machine(base, options, flag):
+    with pytest.raises(ConfigError, match=flag):
+        check_options(base, options)
