@@ -97,17 +97,25 @@ def start_command():
     return start
 
 
+def _no_server(reason: str) -> None:
+    """Skip a test whose server cannot run here; fail it where servers are required (CI sets
+    FERLIGHT_REQUIRE_SERVERS=1, so that those tests cannot pass by being skipped)."""
+    if os.environ.get("FERLIGHT_REQUIRE_SERVERS") == "1":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
     """The session's own PostgreSQL server (ferlight.testing.servers), stopped at the end; tests that
     need it skip where none can run."""
     if reason := PostgresServer.unavailable():
-        pytest.skip(reason)
+        _no_server(reason)
     server = PostgresServer(tmp_path_factory.mktemp("postgres"))
     try:
         server.start()
     except ServerError as err:
-        pytest.skip(f"PostgreSQL did not start: {err}")
+        _no_server(f"PostgreSQL did not start: {err}")
     yield server
     server.stop()
 
@@ -126,6 +134,6 @@ def mlflow_server(postgres, tmp_path):
     try:
         server.start()
     except ServerError as err:
-        pytest.skip(f"the MLflow server did not start: {err}")
+        _no_server(f"the MLflow server did not start: {err}")
     yield server
     server.stop()

@@ -1,11 +1,17 @@
 """`python -m ferlight.sweep`: bad study files and options as one line, and whole studies on tiny
 data: grid coverage, enqueued points, pruning, MLflow nesting, resumption, concurrent workers, a
-killed worker and Ctrl-C. The study's own rooms are tested fast in tests/study/."""
+killed worker and Ctrl-C; across machines on real PostgreSQL and MLflow servers (a race of four
+workers, a cold start, a killed worker, a database restart, a tracking server outage); sweeps of DDP
+trials. The study's own rooms are tested fast in tests/study/."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
 
 import mlflow
@@ -316,3 +322,177 @@ def test_ctrl_c_queues_the_interrupted_trial_for_the_next_run(workdir, tiny_csv,
     assert out.returncode == 0, out.stderr[-3000:]
     complete = load("tiny-ctrl-c").get_trials(states=(TrialState.COMPLETE,))
     assert sorted(t.params["point"] for t in complete) == [0, 1] and len(load("tiny-ctrl-c").trials) == 3
+
+
+# ----------------------------------------------------------------------------------------------
+# Across machines: workers in folders of their own that share only a PostgreSQL study and an MLflow
+# server (real servers: the postgres, postgres_url and mlflow_server fixtures of tests/conftest.py)
+
+PAPER_GRID = Path(__file__).parents[1] / "sweeps" / "paper_grid.yaml"
+TINY_GRID = {"grid": [{"batch_size": [8, 16], "lr": [1e-3, 3e-3]}]}  # four points
+
+
+def start_worker(folder: Path, study_file: Path, tiny_csv: Path, storage_url: str, tracking_uri: str, *extra):
+    """A sweep worker as on a machine of its own: its own working folder, data cache and log; one
+    torch thread (several workers share two cores here)."""
+    folder.mkdir()
+    env = {**os.environ, "FERLIGHT_CACHE": str(folder / "cache"), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    args = sweep_args(study_file, tiny_csv, "--storage", storage_url, "--tracking-uri", tracking_uri,
+                      "--progress-bar", "false", *extra)
+    with (folder / "worker.log").open("w") as log:
+        return subprocess.Popen([sys.executable, "-m", "ferlight.sweep", *args], cwd=folder, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+def finish(workers: dict[Path, subprocess.Popen], timeout: float = 1500) -> None:
+    deadline = time.time() + timeout
+    for folder, proc in workers.items():
+        returncode = proc.wait(timeout=max(1.0, deadline - time.time()))
+        assert returncode == 0, (folder / "worker.log").read_text()[-4000:]
+
+
+def wait_for_any_checkpoint(folders, timeout: float = 300) -> Path:
+    """The first worker folder where a trial has finished an epoch."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for folder in folders:
+            if list(folder.glob("checkpoints/*/*/checkpoints/last.ckpt")):
+                return folder
+        time.sleep(0.2)
+    raise AssertionError("no trial finished an epoch")
+
+
+def assert_runs_match_trials(tracking_uri: str, study: optuna.Study) -> None:
+    """One parent run; one child run per started trial, whose status and tag follow the trial's state."""
+    client = mlflow.MlflowClient(tracking_uri)
+    found = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    (parent,) = [r for r in found if r.data.tags.get("ferlight.kind") == "study"]
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(found) == len(children) + 1
+    by_number = {int(r.data.tags["trial_number"]): r for r in children}
+    started = [t for t in study.trials if t.state != TrialState.WAITING]
+    assert len(by_number) == len(children) == len(started)
+    expected = {TrialState.COMPLETE: ("FINISHED", "complete"), TrialState.PRUNED: ("FINISHED", "pruned"),
+                TrialState.FAIL: ("FAILED", "failed")}
+    for trial in started:
+        run = by_number[trial.number]
+        assert (run.info.status, run.data.tags["trial_state"]) == expected[trial.state], trial.number
+        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+
+
+def assert_every_point_complete_once(study: optuna.Study, n_points: int) -> list:
+    """Each point complete exactly once, and every failed trial run again; the complete trials."""
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert sorted(t.params["point"] for t in complete) == list(range(n_points))
+    failed = {t.number for t in study.trials if t.state == TrialState.FAIL}
+    retried = {t.system_attrs["failed_trial"] for t in study.trials if "failed_trial" in t.system_attrs}
+    assert failed == retried and not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    return complete
+
+
+@pytest.mark.slow
+def test_four_workers_on_postgresql_and_an_mlflow_server_run_each_paper_grid_point_once(
+    tmp_path, tiny_csv, postgres_url, mlflow_server
+):
+    folders = [tmp_path / f"machine-{i}" for i in range(4)]
+    workers = {f: start_worker(f, PAPER_GRID, tiny_csv, postgres_url, mlflow_server.url, "--limit-train-batches", "1")
+               for f in folders}
+    finish(workers)
+    study = optuna.load_study(study_name="paper-grid", storage=postgres_url)
+    complete = assert_every_point_complete_once(study, 27)
+    assert len(study.trials) == 27  # nothing failed, nothing ran twice
+    assert len({tuple(sorted(settings(t).items())) for t in complete}) == 27
+    assert_runs_match_trials(mlflow_server.url, study)
+    assert not list(tmp_path.rglob("*.lock"))  # no lock file: the lock lives in the database
+    print(f"race: {len(complete)} complete of {len(study.trials)} trials, 27 distinct points")
+
+
+@pytest.mark.slow
+def test_workers_started_together_on_empty_databases_all_join(tmp_path, tiny_csv, postgres, postgres_url):
+    """A cold start: four workers on an empty Optuna database and an empty MLflow database (the
+    MLflow store straight in PostgreSQL: both schemas are made under the database's lock)."""
+    study_file = write_study(tmp_path / "grid.yaml", {"study_name": "cold", **TINY_GRID})
+    mlflow_db = postgres.create_database(f"mlflow_{uuid.uuid4().hex}")
+    workers = {f: start_worker(f, study_file, tiny_csv, postgres_url, mlflow_db)
+               for f in [tmp_path / f"machine-{i}" for i in range(4)]}
+    finish(workers)
+    study = optuna.load_study(study_name="cold", storage=postgres_url)
+    assert_every_point_complete_once(study, 4)
+    assert len(study.trials) == 4
+    assert_runs_match_trials(mlflow_db, study)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_s_trial_fails_by_heartbeat_and_another_worker_runs_it(tmp_path, tiny_csv, postgres_url, mlflow_server):
+    study_file = write_study(tmp_path / "grid.yaml", {"study_name": "kill", **TINY_GRID})
+    beats = ("--heartbeat-interval", "1", "--grace-period", "4", "--epochs", "8", "--limit-train-batches", "1.0")
+    folders = [tmp_path / f"machine-{i}" for i in range(2)]
+    workers = {f: start_worker(f, study_file, tiny_csv, postgres_url, mlflow_server.url, *beats) for f in folders}
+    victim = wait_for_any_checkpoint(folders)
+    workers.pop(victim).send_signal(signal.SIGKILL)
+    finish(workers)
+    study = optuna.load_study(study_name="kill", storage=postgres_url)
+    assert_every_point_complete_once(study, 4)
+    (killed,) = study.get_trials(states=(TrialState.FAIL,))
+    assert len(study.trials) == 5
+    assert_runs_match_trials(mlflow_server.url, study)  # the killed trial's run is FAILED, not RUNNING
+
+
+@pytest.mark.slow
+def test_a_database_restart_during_a_sweep_loses_and_doubles_no_trial(tmp_path, tiny_csv, postgres, postgres_url, mlflow_server):
+    study_file = write_study(tmp_path / "grid.yaml", {"study_name": "restart", **TINY_GRID})
+    folders = [tmp_path / f"machine-{i}" for i in range(2)]
+    workers = {f: start_worker(f, study_file, tiny_csv, postgres_url, mlflow_server.url, "--epochs", "4",
+                               "--heartbeat-interval", "1", "--grace-period", "20") for f in folders}
+    for folder, proc in workers.items():  # both in the middle of a trial
+        wait_for_checkpoint(folder, proc)
+    postgres.stop()  # the study's database and the MLflow server's: every open connection is cut
+    time.sleep(5)  # heartbeats (every second) and the tracking server meet a database that is down
+    postgres.start()
+    finish(workers)
+    assert "database connection lost" in "".join((f / "worker.log").read_text() for f in folders)  # and waited
+    study = optuna.load_study(study_name="restart", storage=postgres_url)
+    assert_every_point_complete_once(study, 4)
+    assert len(study.trials) == 4
+    assert_runs_match_trials(mlflow_server.url, study)
+
+
+@pytest.mark.slow
+def test_trials_wait_for_a_stopped_tracking_server_and_the_study_finishes(tmp_path, tiny_csv, postgres_url, mlflow_server):
+    study_file = write_study(tmp_path / "grid.yaml", {"study_name": "outage", **TINY_GRID})
+    folders = [tmp_path / f"machine-{i}" for i in range(2)]
+    workers = {f: start_worker(f, study_file, tiny_csv, postgres_url, mlflow_server.url, "--epochs", "4")
+               for f in folders}
+    for folder, proc in workers.items():  # both in the middle of a trial
+        wait_for_checkpoint(folder, proc)
+    mlflow_server.stop()
+    time.sleep(15)  # MLflow's client retries with backoff meanwhile
+    mlflow_server.start()
+    finish(workers)
+    study = optuna.load_study(study_name="outage", storage=postgres_url)
+    assert_every_point_complete_once(study, 4)
+    assert_runs_match_trials(mlflow_server.url, study)
+
+
+@pytest.mark.slow
+def test_a_sweep_of_two_process_ddp_trials_completes_and_prunes(workdir, tiny_csv):
+    """Trials that are 2-process DDP fits (gloo on CPU): one run each; pruning decided on rank 0
+    reaches the other rank through the RDB storage (the default SQLite one here)."""
+    ddp = ("--devices", "2", "--strategy", "ddp", "--epochs", "2", "--limit-train-batches", "1.0")
+    for name, pruner in (("ddp-complete", "none"), ("ddp-pruned", {"name": "threshold", "lower": 1.1})):
+        study_file = write_study(workdir / f"{name}.yaml", {"study_name": name, "pruner": pruner,
+                                                            "grid": [{"lr": [1e-3]}]})
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        out = subprocess.run([sys.executable, "-m", "ferlight.sweep", *sweep_args(study_file, tiny_csv, *ddp)],
+                             cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-4000:]
+    complete, = load("ddp-complete").trials
+    pruned, = load("ddp-pruned").trials
+    assert complete.state == TrialState.COMPLETE and pruned.state == TrialState.PRUNED
+    assert list(pruned.intermediate_values) == [0]  # judged after its first epoch, then stopped
+    children = runs(parent_only=False)
+    assert len(children) == 2  # one run a trial, not one a rank
+    for trial, state in ((complete, "complete"), (pruned, "pruned")):
+        run = mlflow.MlflowClient(tracking()).get_run(trial.user_attrs["mlflow_run_id"])
+        assert (run.info.status, run.data.tags["trial_state"], run.data.params["world_size"]) == ("FINISHED", state, "2")

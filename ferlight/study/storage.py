@@ -64,8 +64,9 @@ def build_storage(
                 heartbeat_stale_trial_callback=stale_trial_callback,
             )
     except Exception as err:  # SQLAlchemy and drivers raise many types for an unusable URL
+        cause = tracking.root_cause(err)
         raise ConfigError(
-            f"--storage {masked(url)}: {type(err).__name__}: {first_line(err)} "
+            f"--storage {masked(url)}: {type(cause).__name__}: {first_line(cause)} "
             "(expected sqlite:///FILE, postgresql://... or mysql+pymysql://...)"
         ) from None
 

@@ -18,7 +18,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         ],
         "checkpoints": ["BEST_CHECKPOINT", "CHECKPOINT_ARTIFACTS", "best_checkpoint"],
         "params": ["flatten", "git_commit"],
-        "databases": ["DatabaseLock", "sqlite_file", "is_postgresql", "connection_lost", "reconnecting"],
+        "databases": ["DatabaseLock", "sqlite_file", "is_postgresql", "connection_lost", "reconnecting", "root_cause"],
         "models": ["CHAMPION", "is_model_uri", "log_model", "register_model", "promote_if_better", "model_checkpoint"],
         "datasets": ["log_splits"],
     },

@@ -19,7 +19,9 @@ import logging
 from pathlib import Path
 
 from filelock import FileLock
-from tenacity import before_sleep_log, retry, retry_if_exception, stop_after_delay, wait_exponential
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+
+from ferlight.errors import first_line
 
 RECONNECT_S = 120  # how long a call waits for a lost database (a restart, a failover) to come back
 _log = logging.getLogger(__name__)
@@ -35,11 +37,23 @@ def is_postgresql(url: str) -> bool:
     return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
-def connection_lost(err: BaseException) -> bool:
-    """Whether ``err`` is a database connection lost or refused (a restart, a failover, an outage)."""
+def connection_lost(err: BaseException | None) -> bool:
+    """Whether ``err``, or an error it was raised from, is a database connection lost or refused (a
+    restart, a failover, an outage); Optuna raises its own error from SQLAlchemy's."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    return isinstance(err, OperationalError) or (isinstance(err, DBAPIError) and err.connection_invalidated)
+    while err is not None:
+        if isinstance(err, OperationalError) or (isinstance(err, DBAPIError) and err.connection_invalidated):
+            return True
+        err = err.__cause__
+    return False
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The first error of the chain ``err`` was raised from (Optuna wraps SQLAlchemy's, which wraps the driver's)."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
 
 
 # Retry a database call that failed because the connection was lost or refused, for RECONNECT_S.
@@ -47,7 +61,10 @@ reconnecting = retry(
     retry=retry_if_exception(connection_lost),
     wait=wait_exponential(multiplier=0.5, max=5),
     stop=stop_after_delay(RECONNECT_S),
-    before_sleep=before_sleep_log(_log, logging.WARNING),
+    before_sleep=lambda state: _log.warning(
+        "database connection lost (%s): retrying %s in %.1f s", first_line(root_cause(state.outcome.exception())),
+        state.fn.__name__, state.next_action.sleep,
+    ),
     reraise=True,
 )
 

@@ -5,6 +5,7 @@ import fcntl
 
 import pytest
 import sqlalchemy.exc
+from optuna.exceptions import StorageInternalError
 from tenacity import wait_none
 
 from ferlight.tracking.databases import DatabaseLock, is_postgresql, reconnecting, sqlite_file
@@ -58,8 +59,14 @@ def test_only_a_lost_connection_is_retried():
 
     flaky = reconnecting(answer_third_time).retry_with(wait=wait_none())  # no sleeping in a unit test
 
-    assert flaky(sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))) == "answered"
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+    assert flaky(lost) == "answered"
     assert len(calls) == 3
+    calls.clear()
+    try:  # what Optuna's storage raises: its own error, from SQLAlchemy's
+        raise StorageInternalError("An exception is raised during the commit.") from lost
+    except StorageInternalError as wrapped:
+        assert flaky(wrapped) == "answered"
     calls.clear()
     with pytest.raises(sqlalchemy.exc.IntegrityError):
         flaky(sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key")))
