@@ -396,8 +396,8 @@ def test_four_workers_on_postgresql_and_an_mlflow_server_run_each_paper_grid_poi
     tmp_path, tiny_csv, postgres_url, mlflow_server
 ):
     folders = [tmp_path / f"machine-{i}" for i in range(4)]
-    workers = {f: start_worker(f, PAPER_GRID, tiny_csv, postgres_url, mlflow_server.url, "--limit-train-batches", "1")
-               for f in folders}
+    paper_models = ("--model-options", "{}", "--limit-train-batches", "1")  # the grid's models at their own size
+    workers = {f: start_worker(f, PAPER_GRID, tiny_csv, postgres_url, mlflow_server.url, *paper_models) for f in folders}
     finish(workers)
     study = optuna.load_study(study_name="paper-grid", storage=postgres_url)
     complete = assert_every_point_complete_once(study, 27)
