@@ -1,6 +1,7 @@
 """Running a study, with trials that train nothing (``fake_fit``): a grid runs each point once as
 child runs of one parent run and resumes; queued points run first with the base config's other
-settings; a changed grid is refused; Ctrl-C and a dead worker queue the trial again."""
+settings; a changed grid is refused; Ctrl-C and a dead worker queue the trial again; a worker with
+nothing left to start waits while other trials run; what a sweep's trials may train on."""
 
 from __future__ import annotations
 
@@ -123,6 +124,23 @@ def test_a_dead_workers_trial_runs_again_after_its_grace_period(mlflow_store, fa
     assert retry.state == TrialState.COMPLETE and retry.params == study.trials[dead.number].params
     run = tracking.client().get_run(dead.user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED" and run.data.tags["trial_state"] == "failed"
+
+
+def test_a_worker_with_nothing_to_start_waits_while_a_trial_runs_and_reruns_it_if_its_worker_dies(
+    mlflow_store, fake_fit, workdir
+):
+    study_file = write_study(workdir / "grid.yaml", {"study_name": "wait", "grid": [{"lr": [1e-3, 3e-3]}]})
+    study = sweep(study_file, n_trials=0, heartbeat_interval=1, grace_period=2)
+    storage = build_storage(default_storage(), 1, 2, None)
+    other = study.ask()  # another worker is running point 0, alive for now: its last heartbeat is fresh
+    other.suggest_categorical("point", [0, 1])
+    storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name("wait"), other.number))
+
+    started = time.monotonic()
+    study = sweep(study_file, heartbeat_interval=1, grace_period=2)  # runs point 1, then waits instead of leaving
+    assert time.monotonic() - started >= 2  # until the other trial's heartbeat was stale
+    assert study.trials[other.number].state == TrialState.FAIL
+    assert sorted(t.params["point"] for t in study.get_trials(states=(TrialState.COMPLETE,))) == [0, 1]
 
 
 @pytest.mark.parametrize("devices,one", [(1, True), ("1", True), ("0,", True), ("[2]", True), (2, False), ("0,1", False), ("auto", False)])
