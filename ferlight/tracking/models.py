@@ -30,15 +30,20 @@ def is_model_uri(text: str | os.PathLike | None) -> bool:
 
 @contextmanager
 def _tracking(uri: str) -> Iterator[None]:
-    """MLflow's fluent functions aimed at ``uri`` for a while, and the caller's URI put back."""
+    """MLflow's fluent functions aimed at ``uri`` for a while, and the caller's URI put back, with
+    ``$MLFLOW_TRACKING_URI`` (which ``set_tracking_uri`` also sets, and ferlight reads)."""
     import mlflow
 
-    before = mlflow.get_tracking_uri()
+    before, environ = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(before)
+        if environ is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = environ
 
 
 def log_model(

@@ -3,6 +3,8 @@ moves only on a better validation accuracy, and a bad URI or name is one clear l
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 import numpy as np
 import pytest
@@ -64,3 +66,16 @@ def test_bad_uris_and_names_are_one_line(logged, mlflow_store):
     with pytest.raises(ConfigError, match="has no '/' or '@'"):
         models.register_model(uri, "a/b", 0.5, mlflow_store)
     assert not tracking.client(mlflow_store).search_registered_models()  # nothing half-registered
+
+
+def test_logging_a_model_leaves_mlflows_tracking_uri_as_it_was(mlflow_store, checkpoint, monkeypatch, tmp_path):
+    """MLflow's set_tracking_uri also sets $MLFLOW_TRACKING_URI, which ferlight reads for its default store."""
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    mlflow.set_tracking_uri(elsewhere)  # what a caller's fluent API was aimed at
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    client = tracking.client(mlflow_store)
+    run_id = tracking.create_run(client, "ferlight", "logged", {})
+    models.log_model(run_id, EmotionModel(), {CHECKPOINT: checkpoint}, signature(CLASS_NAMES),
+                     input_example(np.zeros((1, 48, 48), np.uint8)), ["torch"], tracking_uri=mlflow_store)
+    assert mlflow.get_tracking_uri() == elsewhere and "MLFLOW_TRACKING_URI" not in os.environ
+    mlflow.set_tracking_uri(None)
