@@ -13,11 +13,12 @@ between; a window 1.6 x the face's side, letterboxed to short range's 128 px), t
 search being BlazeFace, the Haar cascade, both, or the Haar cascade's faces kept only where
 short range, on a window 2.5 x the face's side, scores one of them at least ``VERIFY``.
 BlazeFace's boxes are grown by ``GROW`` about their centre (the median side of the true face over
-BlazeFace's on the tuning clips), to frame the face as the benchmark's boxes and the Haar cascade
+BlazeFace's on short-range tiles of the tuning clips, a prototype's probe; ``--probes`` gives 1.05
+on windows around single faces), to frame the face as the benchmark's boxes and the Haar cascade
 do. Missed faces are also split by source: the photograph or FER2013's faces.
 
 ``--probes`` instead scores single faces: short range on windows 1.6, 2.5 and 4 x each face wholly
-in view in the first frame of every clip, and the check of ``d5``/``d6`` on every Haar face
+in view in the first frame of every clip (and the side of the true face over BlazeFace's box), and the check of ``d5``/``d6`` on every Haar face
 (true or false) in every 6th frame, with 4 and 1 neighbours.
 """
 
@@ -81,13 +82,21 @@ def tiles(side: int, length: int) -> np.ndarray:
     return np.linspace(0, length - side, int(np.ceil((length - side) / (side / 2))) + 1).astype(int)
 
 
-def window_score(net: BlazeFace, image: np.ndarray, box, context: float) -> float:
-    """The best score short range gives a box overlapping ``box`` (IoU >= 0.3) in a window
-    ``context`` x its side around it; 0 if none."""
+def window_find(net: BlazeFace, image: np.ndarray, box, context: float) -> tuple[float, float]:
+    """The best score ``net`` gives a box overlapping ``box`` (IoU >= 0.3) in a window ``context``
+    x its side around it, and that box's side (0, 0 if none)."""
     window, corner = _window(image, box, context)
     boxes, scores = net(window)
     overlap = box_iou(np.asarray(box, float)[None], boxes + (*corner, 0, 0))[0] if len(boxes) else np.zeros(0)
-    return float(scores[overlap >= 0.3].max()) if (overlap >= 0.3).any() else 0.0
+    if not (overlap >= 0.3).any():
+        return 0.0, 0.0
+    best = np.flatnonzero(overlap >= 0.3)[np.argmax(scores[overlap >= 0.3])]
+    return float(scores[best]), float(boxes[best, 2])
+
+
+def window_score(net: BlazeFace, image: np.ndarray, box, context: float) -> float:
+    """The score of :func:`window_find`."""
+    return window_find(net, image, box, context)[0]
 
 
 class Searches(FaceDetector):
@@ -191,6 +200,7 @@ def probes(models: Path, videos: list[Path], truths: dict[str, dict]) -> None:
     """Print the single-face scores that ``--probes`` describes."""
     net = BlazeFace(SHORT_RANGE, models, 0.05)
     window = {}  # (source, context) -> scores
+    ratios = []  # true side / BlazeFace's, faces scoring >= 0.5
     checks = {}  # (neighbours, true face?) -> scores
     haar = {n: HaarDetector(min_neighbors=n) for n in (4, 1)}
     for video in videos:
@@ -204,7 +214,10 @@ def probes(models: Path, videos: list[Path], truths: dict[str, dict]) -> None:
                     if face["visible"] >= 1:
                         source = "fer2013" if face["source"] == "fer2013" else "photo"
                         for context in (NEAR_CONTEXT, VERIFY_CONTEXT, 4.0):
-                            window.setdefault((source, context), []).append(window_score(net, image, face["box"], context))
+                            score, side = window_find(net, image, face["box"], context)
+                            window.setdefault((source, context), []).append(score)
+                            if score >= 0.5:
+                                ratios.append(face["box"][2] / side)
             if index % 6 == 0:
                 for neighbours, detector in haar.items():
                     boxes = detector.detect(image)
@@ -215,6 +228,7 @@ def probes(models: Path, videos: list[Path], truths: dict[str, dict]) -> None:
     for (source, context), scores in window.items():
         scores = np.array(scores)
         print(f"| {source} | {context:.1f} | {len(scores)} | {(scores >= 0.5).sum()} | {(scores >= 0.7).sum()} |")
+    print(f"\ntrue face side / BlazeFace's (faces scoring >= 0.5): median {np.median(ratios):.3f} of {len(ratios)}")
     print(f"\n| Haar neighbours | Haar faces | count | lowest check score | under {VERIFY} |\n|---|---|---|---|---|")
     for (neighbours, true), scores in sorted(checks.items()):
         scores = np.array(scores)
