@@ -38,7 +38,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_live import HEADER, bench_ferlight, row, summarise  # noqa: E402
+from bench_live import HEADER, bench_ferlight, load_set, row, summarise  # noqa: E402
 from blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, weighted_nms  # noqa: E402
 
 from ferlight.errors import exit_on_error  # noqa: E402
@@ -47,7 +47,6 @@ from ferlight.inference.boxes import box_iou  # noqa: E402
 from ferlight.inference.checkpoint import load_model, resolve_checkpoint  # noqa: E402
 from ferlight.inference.detection import NEAR_MARGIN, NEAR_SIZE_RANGE, FaceDetector, HaarDetector, _clip  # noqa: E402
 from ferlight.inference.recognizer import Recognizer  # noqa: E402
-from ferlight.testing.live_clips import read_truth  # noqa: E402
 from ferlight.testing.live_scoring import match  # noqa: E402
 
 GROW = 1.09
@@ -251,11 +250,7 @@ def main() -> None:
     lines, sources = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for set_name in args.sets:
-            videos = sorted((args.clips / set_name).glob("*.mp4"))
-            if not videos:
-                print(f"error: no clips in {args.clips / set_name}: run bench/make_live_clips.py first", file=sys.stderr)
-                raise SystemExit(2)
-            truths = {v.stem: read_truth(v) for v in videos}
+            videos, truths = load_set(args.clips, set_name)
             if args.probes:
                 print(f"{set_name}:")
                 probes(args.models, videos, truths)

@@ -49,6 +49,15 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def load_set(clips: Path, set_name: str) -> tuple[list[Path], dict[str, dict]]:
+    """The clips of one set and their ground truth by clip name; one line and exit 2 if there are none."""
+    videos = sorted((clips / set_name).glob("*.mp4"))
+    if not videos:
+        print(f"error: no clips in {clips / set_name}: run bench/make_live_clips.py first", file=sys.stderr)
+        raise SystemExit(2)
+    return videos, {v.stem: read_truth(v) for v in videos}
+
+
 def bench_ferlight(recognizer: Recognizer, videos: list[Path], workdir: Path, output_video: bool) -> dict[str, tuple]:
     """{clip: (records, frames, seconds, detect_ms, classify_ms)} from the command's loop."""
     results = {}
@@ -134,11 +143,7 @@ def main() -> None:
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         for set_name in args.sets:
-            videos = sorted((args.clips / set_name).glob("*.mp4"))
-            if not videos:
-                print(f"error: no clips in {args.clips / set_name}: run bench/make_live_clips.py first", file=sys.stderr)
-                raise SystemExit(2)
-            truths = {v.stem: read_truth(v) for v in videos}
+            videos, truths = load_set(args.clips, set_name)
             workdir = Path(tmp) / set_name
             workdir.mkdir()
             start = time.perf_counter()

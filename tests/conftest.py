@@ -105,17 +105,21 @@ def _no_server(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _started(server, name: str):
+    """``server`` started, or the test skipped (failed where servers are required) with why."""
+    try:
+        return server.start()
+    except ServerError as err:
+        _no_server(f"{name} did not start: {err}")
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
     """The session's own PostgreSQL server (ferlight.testing.servers), stopped at the end; tests that
     need it skip where none can run."""
     if reason := PostgresServer.unavailable():
         _no_server(reason)
-    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
-    try:
-        server.start()
-    except ServerError as err:
-        _no_server(f"PostgreSQL did not start: {err}")
+    server = _started(PostgresServer(tmp_path_factory.mktemp("postgres")), "PostgreSQL")
     yield server
     server.stop()
 
@@ -130,10 +134,7 @@ def postgres_url(postgres):
 def mlflow_server(postgres, tmp_path):
     """A started MLflow server of the test's own on a fresh PostgreSQL database, its folder (log,
     ``artifacts/``) ``tmp_path / "mlflow-server"``; stopped at the end."""
-    server = MlflowServer(tmp_path / "mlflow-server", postgres.create_database(f"mlflow_{uuid.uuid4().hex}"))
-    try:
-        server.start()
-    except ServerError as err:
-        _no_server(f"the MLflow server did not start: {err}")
+    database = postgres.create_database(f"mlflow_{uuid.uuid4().hex}")
+    server = _started(MlflowServer(tmp_path / "mlflow-server", database), "the MLflow server")
     yield server
     server.stop()
