@@ -8,8 +8,8 @@ Each face of the split (standard protocol: ``val`` is PublicTest, ``test`` Priva
 from 48 px to a random side in [``--min-side``, ``--max-side``] px (cv2.INTER_CUBIC) and pasted, grey,
 into a 640 x 480 natural image shipped by scikit-image, at a random position wholly inside the
 frame (``--placement edge``: flush with a random frame edge; ``cut``: 5-30% of it past that edge),
-one face per frame, reproducibly from ``--seed`` and the face's row. :class:`ferlight.inference.detection.HaarDetector`, built with its
-defaults at run time (printed), searches the frame; the detection whose centre lies inside the
+one face per frame, reproducibly from ``--seed`` and the face's row. The live detector
+(``--detector``, default: the live default), built with its defaults at run time (printed), searches the frame; the detection whose centre lies inside the
 pasted face (the best overlap if several) is the face, any other box a false face. Each crop
 geometry (:mod:`ferlight.inference.crops`) cuts that box out and :meth:`ferlight.inference.recognizer.Recognizer.classify`
 classifies it (grey, 48 x 48 by INTER_AREA, ``eval_transform``): the live accuracy. The direct
@@ -48,7 +48,8 @@ from ferlight.evaluation.predict import predict_proba
 from ferlight.inference.boxes import box_iou
 from ferlight.inference.checkpoint import load_model
 from ferlight.inference.crops import CROP_ASPECT, CROP_EDGE, CROP_MARGIN, CROP_SHIFT, EDGE_MODES, crop_box, cut
-from ferlight.inference.detection import HAAR_CASCADE, HaarDetector
+from ferlight.inference.detection import HAAR_CASCADE, DetectorOptions, FaceDetector, HaarDetector, create_detector
+from ferlight.options import DETECTORS
 from ferlight.inference.recognizer import Recognizer
 from ferlight.weights import DEFAULT_WEIGHTS
 
@@ -112,10 +113,10 @@ def render(face: np.ndarray, background: np.ndarray, x: int, y: int, side: int) 
     return frame
 
 
-def detector_options(detector: HaarDetector) -> dict:
-    """The settings the detector was built with, and its cascade (HaarDetector's default), for the report."""
+def detector_options(detector: FaceDetector) -> dict:
+    """The settings the detector was built with (and the Haar cascade's file), for the report."""
     settings = {k: v for k, v in vars(detector).items() if isinstance(v, (bool, int, float, str, tuple))}
-    return {**settings, "cascade": HAAR_CASCADE.name}
+    return {**settings, "cascade": HAAR_CASCADE.name} if isinstance(detector, HaarDetector) else settings
 
 
 def cpu_model() -> str:
@@ -163,7 +164,7 @@ def run(args) -> dict:
     if args.limit and args.limit < len(rows):
         keep = np.sort(np.random.default_rng(args.seed).choice(len(rows), args.limit, replace=False))
         rows, labels, direct_all = rows[keep], labels[keep], direct_all[keep]
-    recognizer = Recognizer(model, HaarDetector(), precision=args.precision)
+    recognizer = Recognizer(model, create_detector(DetectorOptions(detector=args.detector)), precision=args.precision)
     detector = recognizer.detector
     bgs = backgrounds()
     geoms = geometries(args)
@@ -245,7 +246,7 @@ def report(args, r: dict) -> None:
     )
     print(f"- CPU: {cpu_model()}, {os.cpu_count()} CPUs; torch {torch.__version__} ({torch.get_num_threads()} thread(s)), "
           f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} thread(s))")
-    print(f"- detector: HaarDetector() defaults {r['detector']}; {r['detect_ms']:.1f} ms a frame")
+    print(f"- detector: {type(detector).__name__} defaults {r['detector']}; {r['detect_ms']:.1f} ms a frame")
     print(f"- model: {args.checkpoint}; precision {args.precision}, live and direct alike")
     print(f"- detected {nf}/{n} faces ({pct(nf / n)}); false faces {int(r['false_faces'].sum())} in "
           f"{int((r['false_faces'] > 0).sum())} frames; direct accuracy: all faces {pct(direct_ok.mean())}, "
@@ -291,6 +292,7 @@ def report(args, r: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=sorted(SPLIT_NAMES), default="val")
+    parser.add_argument("--detector", choices=DETECTORS, default=DetectorOptions.detector, help="with its default settings (default: %(default)s)")
     parser.add_argument("--grid", action="store_true", help="score every margin x aspect x shift (val only)")
     parser.add_argument("--margins", type=float, nargs="+", default=[-0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3])
     parser.add_argument("--aspects", type=float, nargs="+", default=[1.0, 1.1, 1.2])

@@ -25,7 +25,7 @@ TTA_MODES = ("none", "flip", "tencrop")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULERS = ("none", "plateau", "cosine", "onecycle")
 DROPOUT_PLACEMENTS = ("none", "every", "alternate")
-DETECTORS = ("haar", "yunet")
+DETECTORS = ("haar", "mtcnn", "yunet")
 SPLITS = ("train", "val", "test")
 INFERENCE_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # auto: decided per machine
 

@@ -74,12 +74,12 @@ def test_flags_and_defaults():
     flags = set(re.findall(r"--[a-z][\w-]*", parser.format_help()))
     assert flags == {
         "--help", "--checkpoint", "--run-id", "--tracking-uri", "--device", "--precision", "--detector",
-        "--detector-model", "--scale-factor", "--min-neighbors", "--min-face", "--detect-scale", "--detect-every",
+        "--detector-model", "--scale-factor", "--min-neighbors", "--face-probability", "--min-face", "--detect-scale", "--detect-every",
         "--smoothing", "--no-display", "--output", "--jsonl", "--max-frames", "--torch-threads", "--cv-threads",
     }
     defaults = parser.parse_args([])
-    assert (defaults.source, defaults.device, defaults.precision, defaults.detector, defaults.detector_model) == ("0", "cpu", "auto", "haar", None)
-    assert (defaults.scale_factor, defaults.min_neighbors, defaults.min_face, defaults.detect_scale) == (1.1, 4, 60, 0.75)
+    assert (defaults.source, defaults.device, defaults.precision, defaults.detector, defaults.detector_model) == ("0", "cpu", "auto", "mtcnn", None)
+    assert (defaults.scale_factor, defaults.min_neighbors, defaults.face_probability, defaults.min_face, defaults.detect_scale) == (1.1, 4, 0.7, 60, 0.75)
     assert (defaults.detect_every, defaults.smoothing, defaults.no_display, defaults.torch_threads, defaults.cv_threads) == (10, 0.8, False, 1, None)
 
 

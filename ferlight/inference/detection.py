@@ -1,10 +1,12 @@
-"""Face detectors for live inference: OpenCV's Haar cascade (shipped) and YuNet (bring the model).
+"""Face detectors for live inference: MTCNN (shipped, the default), OpenCV's Haar cascade
+(shipped) and YuNet (bring the model).
 
 A detector maps a BGR or grey frame to face boxes ``(x, y, w, h)`` in that frame's pixels, as an
 ``N x 4`` int array. Two searches are offered:
 
 - :meth:`FaceDetector.detect` scans the whole frame, optionally downscaled by ``detect_scale``
-  (the cascade's cost falls roughly with the square of the scale);
+  (the Haar cascade's cost falls roughly with the square of the scale; MTCNN's pyramid starts at
+  the smallest face whatever the scale);
 - :meth:`FaceDetector.detect_near` looks for each known face only in a window around its last
   (where the tracker predicts it), at about its size. On video this is several times cheaper than
   a full scan, which is how :class:`ferlight.inference.recognizer.Recognizer` keeps up with a camera on a
@@ -27,15 +29,23 @@ import numpy as np
 
 from ferlight.errors import ConfigError, first_line
 from ferlight.inference.boxes import box_iou
+from ferlight.inference.mtcnn import MtcnnFaces
 from ferlight.options import DETECTORS, check_choice, option, options_for
 
+# MTCNN by default: on the live benchmark's tuning clips (bench/RESULTS.md) the whole pipeline got
+# 2,135 of 2,160 frames right with it and 1,965 with the Haar cascade, at about the same speed (the
+# cascade never finds some small or blurred faces). The face probability its last stage needs is
+# the published 0.7 (0.8: 2,137 frames right; 0.9: 2,107).
+DETECTOR = "mtcnn"
+FACE_PROBABILITY = 0.7
 # OpenCV's frontal-face cascades differ: on the live benchmark's tuning clips (bench/RESULTS.md)
 # the whole pipeline got 1,966 of 2,160 frames right with "alt2" and 1,910 with "default" (0 false
 # faces vs 23); whole-frame searches missed 5 of 549 faces vs 10.
 HAAR_CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt2.xml"
 # Defaults chosen on the live benchmark's tuning clips (bench/bench_live.py, real faces of 60-250
 # px on busy backgrounds; measured on its held-out clips, bench/RESULTS.md): the whole frame is
-# searched at 3/4 size for faces of 60 px and more (at half size, 60-80 px faces were missed);
+# searched at 3/4 size for faces of 60 px and more (Haar: at half size, 60-80 px faces were
+# missed; MTCNN: 2,133, 2,135 and 2,129 frames right at 1/2, 3/4 and full size). Haar only:
 # scale factor 1.1 is OpenCV's default; 4 neighbours (OpenCV's 5 missed more faces, 3 gave false
 # ones). The grey frame is searched as it is: equalising its histogram first lost more faces
 # (146 of 1,080 frames wrong instead of 63, an earlier 12-clip tuning set) and took longer.
@@ -56,11 +66,12 @@ class DetectorOptions:
     """Which face detector, and how it searches (see the constants above for how the defaults
     were chosen)."""
 
-    detector: Literal[DETECTORS] = option("haar", "Haar cascade (shipped) or YuNet")
+    detector: Literal[DETECTORS] = option(DETECTOR, "MTCNN (shipped), OpenCV's Haar cascade (shipped) or YuNet (bring its model)")
     detector_model: Optional[str] = option(None, "the YuNet ONNX model (face_detection_yunet_*.onnx)")
     scale_factor: float = option(SCALE_FACTOR, "Haar: scale step between searched sizes")
     min_neighbors: int = option(MIN_NEIGHBORS, "Haar: overlapping hits needed for a face")
     min_face: int = option(MIN_FACE, "smallest face found, in pixels")
+    face_probability: float = option(FACE_PROBABILITY, "MTCNN and YuNet: the probability a face needs")
     detect_scale: float = option(
         DETECT_SCALE, "search the whole frame downscaled by this factor; the Haar cascade finds no face under 24 / scale px"
     )
@@ -187,13 +198,17 @@ class YuNetDetector(FaceDetector):
     """OpenCV's ``FaceDetectorYN`` with a YuNet ONNX model the user provides (it is not shipped)."""
 
     def __init__(
-        self, model: str | os.PathLike, min_face: int = MIN_FACE, detect_scale: float = DETECT_SCALE, score_threshold: float = 0.7
+        self,
+        model: str | os.PathLike,
+        min_face: int = MIN_FACE,
+        detect_scale: float = DETECT_SCALE,
+        face_probability: float = FACE_PROBABILITY,
     ) -> None:
         super().__init__(min_face, detect_scale)
         if not Path(model).is_file():
             raise ConfigError(f"YuNet model not found: {model} (download face_detection_yunet_*.onnx from OpenCV Zoo)")
         try:
-            self.net = cv2.FaceDetectorYN.create(str(model), "", (320, 320), score_threshold)
+            self.net = cv2.FaceDetectorYN.create(str(model), "", (320, 320), face_probability)
         except cv2.error as err:
             raise ConfigError(f"{model} is not a YuNet ONNX model ({_opencv_message(err)})") from None
 
@@ -212,15 +227,50 @@ class YuNetDetector(FaceDetector):
         return boxes[keep]
 
 
+class MtcnnDetector(FaceDetector):
+    """MTCNN (:mod:`ferlight.inference.mtcnn`, shipped weights) on the grey frame: on the live
+    benchmark's tuning clips it got 2,145 of 2,160 frames right on grey and 2,135 on colour (10
+    false faces against none), and grey and colour frames give the same boxes."""
+
+    def __init__(self, min_face: int = MIN_FACE, detect_scale: float = DETECT_SCALE, face_probability: float = FACE_PROBABILITY) -> None:
+        super().__init__(min_face, detect_scale)
+        if not 0 <= face_probability < 1:
+            raise ConfigError(f"face_probability must be in [0, 1), got {face_probability!r}")
+        self.faces = MtcnnFaces(face_probability=face_probability)
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        return to_grey(image)
+
+    def find(self, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
+        found = self.faces(cv2.cvtColor(to_grey(image), cv2.COLOR_GRAY2RGB), min_size, max_size)
+        boxes = np.column_stack([found[:, :2], found[:, 2:4] - found[:, :2]])
+        side = boxes[:, 2:].max(axis=1)
+        return boxes[(side >= min_size) & (side <= (max_size or np.inf))]
+
+
+# The options only some detectors use; setting one for another detector is an error, not a no-op.
+ONLY_FOR = {
+    "scale_factor": ("haar",),
+    "min_neighbors": ("haar",),
+    "face_probability": ("mtcnn", "yunet"),
+    "detector_model": ("yunet",),
+}
+
+
 def create_detector(options: DetectorOptions | None = None) -> FaceDetector:
-    """The detector ``options`` describe (default: the Haar cascade with its tuned settings); the
-    yunet detector needs its ONNX file (``detector_model``), which the Haar cascade has no use for."""
+    """The detector ``options`` describe (default: MTCNN with its tuned settings); the yunet
+    detector needs its ONNX file (``detector_model``)."""
     options = options or DetectorOptions()
     check_choice("detector", options.detector, DETECTORS)
+    defaults = DetectorOptions()
+    for name, detectors in ONLY_FOR.items():
+        if options.detector not in detectors and getattr(options, name) != getattr(defaults, name):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{name} ({flag}) is only used by the {' and '.join(detectors)} detector, not {options.detector}")
     if options.detector == "haar":
-        if options.detector_model is not None:
-            raise ConfigError("a detector model (detector_model, --detector-model) is only used by the yunet detector")
         return HaarDetector(**options_for(HaarDetector, options))
+    if options.detector == "mtcnn":
+        return MtcnnDetector(**options_for(MtcnnDetector, options))
     if options.detector_model is None:
         raise ConfigError("the yunet detector needs its ONNX model file (detector_model, --detector-model)")
     return YuNetDetector(options.detector_model, **options_for(YuNetDetector, options))

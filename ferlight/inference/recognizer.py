@@ -163,7 +163,7 @@ class Recognizer:
         onto ``device`` and pair it with a face detector.
 
         ``options``: the fields of :class:`~ferlight.inference.detection.DetectorOptions` (which
-        detector, ``haar`` or ``yunet``, and how it searches) and of :class:`RecognizerOptions`
+        detector, ``mtcnn``, ``haar`` or ``yunet``, and how it searches) and of :class:`RecognizerOptions`
         (``detect_every``, ``smoothing``, and ``precision``: ``auto``, bf16 only where it is
         measurably faster for one face on this machine, see :mod:`ferlight.hardware.precision`).
         """

@@ -1,55 +1,90 @@
-"""Face detectors: one set of options (DetectorOptions) builds either detector; YuNet runs through
-OpenCV's FaceDetectorYN (with a stand-in model: the real one is not on PyPI)."""
+"""Face detectors: one set of options (DetectorOptions) builds any detector; MTCNN finds real faces
+in frames; YuNet runs through OpenCV's FaceDetectorYN (with a stand-in model: the real one is not
+on PyPI)."""
 
 import dataclasses
 import inspect
 
+import cv2
 import numpy as np
 import pytest
 
 from ferlight.errors import ConfigError
 from ferlight.inference.detection import (
     DETECT_SCALE,
+    FACE_PROBABILITY,
     MIN_FACE,
     MIN_NEIGHBORS,
     SCALE_FACTOR,
     DetectorOptions,
     HaarDetector,
+    MtcnnDetector,
     YuNetDetector,
     create_detector,
 )
 from ferlight.inference.recognizer import Recognizer
+from ferlight.inference.boxes import box_iou
 from ferlight.testing.fake_yunet import write_fake_yunet
+from ferlight.testing.live_clips import PHOTO_FACES, background, photo
 
 
-def test_default_detector_is_the_tuned_haar_cascade():
+def test_default_detector_is_mtcnn_with_the_tuned_search():
     detector = create_detector()
-    assert isinstance(detector, HaarDetector)
-    assert (detector.scale_factor, detector.min_neighbors, detector.min_face, detector.detect_scale) == (
-        SCALE_FACTOR, MIN_NEIGHBORS, MIN_FACE, DETECT_SCALE
-    )
+    assert isinstance(detector, MtcnnDetector)
+    assert (detector.min_face, detector.detect_scale, detector.faces.thresholds[2]) == (MIN_FACE, DETECT_SCALE, FACE_PROBABILITY)
+    haar = create_detector(DetectorOptions(detector="haar"))
+    assert (haar.scale_factor, haar.min_neighbors, haar.min_face, haar.detect_scale) == (SCALE_FACTOR, MIN_NEIGHBORS, MIN_FACE, DETECT_SCALE)
 
 
 def test_every_search_option_reaches_a_detector():
-    """Each option beyond the choice of detector is a parameter of the Haar or YuNet detector, so
+    """Each option beyond the choice of detector is a parameter of some detector, so
     create_detector hands it on by name."""
-    taken = set(inspect.signature(HaarDetector).parameters) | set(inspect.signature(YuNetDetector).parameters)
+    taken = set().union(*(inspect.signature(d).parameters for d in (HaarDetector, MtcnnDetector, YuNetDetector)))
     names = {f.name for f in dataclasses.fields(DetectorOptions)} - {"detector", "detector_model"}
     assert names <= taken
-    detector = create_detector(DetectorOptions(scale_factor=1.2, min_neighbors=2, min_face=30, detect_scale=0.5))
-    assert (detector.scale_factor, detector.min_neighbors, detector.min_face, detector.detect_scale) == (1.2, 2, 30, 0.5)
+    haar = create_detector(DetectorOptions(detector="haar", scale_factor=1.2, min_neighbors=2, min_face=30, detect_scale=0.5))
+    assert (haar.scale_factor, haar.min_neighbors, haar.min_face, haar.detect_scale) == (1.2, 2, 30, 0.5)
+    mtcnn = create_detector(DetectorOptions(min_face=30, detect_scale=0.5, face_probability=0.9))
+    assert (mtcnn.min_face, mtcnn.detect_scale, mtcnn.faces.thresholds[2]) == (30, 0.5, 0.9)
+
+
+def test_mtcnn_finds_the_face_in_a_real_photograph_grey_or_colour():
+    image = photo("astronaut")  # 512 x 512, the face at PHOTO_FACES["astronaut"]
+    detector = create_detector()
+    for frame in (image, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)):
+        boxes = detector.detect(frame)
+        assert len(boxes) == 1 and box_iou(boxes, np.array([PHOTO_FACES["astronaut"]]))[0, 0] > 0.5
+    assert len(create_detector(DetectorOptions(min_face=150)).detect(image)) == 0  # the face is about 100 px
+
+
+def test_mtcnn_finds_a_small_blurred_face_on_a_busy_background_and_nothing_without_one():
+    """What the Haar cascade misses (bench/RESULTS.md): a 70 px blurred face on a natural image."""
+    frame = background("brick").copy()
+    x, y, w, h = PHOTO_FACES["hopper"]
+    face = cv2.resize(photo("hopper")[y - h // 4 : y + h + h // 4, x - w // 4 : x + w + w // 4], (105, 105), interpolation=cv2.INTER_AREA)
+    frame[200:305, 300:405] = face
+    frame = cv2.GaussianBlur(frame, (0, 0), 2.0)
+    truth = np.array([[300 + 105 // 6, 200 + 105 // 6, 70, 70]])  # the face without its context
+    boxes = create_detector().detect(frame)
+    assert len(boxes) == 1 and box_iou(boxes, truth)[0, 0] > 0.4
+    assert len(create_detector().detect(background("brick"))) == 0
+    near = create_detector().detect_near(frame, boxes + (8, -6, 0, 0))  # where a tracker would look next
+    assert len(near) == 1 and box_iou(near, boxes)[0, 0] > 0.6
 
 
 @pytest.mark.parametrize(
     "options, message",
     [
-        (DetectorOptions(detector="mtcnn"), "unknown detector 'mtcnn'; choose from haar, yunet"),
+        (DetectorOptions(detector="dlib"), "unknown detector 'dlib'; choose from haar, mtcnn, yunet"),
         (DetectorOptions(detector="yunet"), "needs its ONNX model file"),
         (DetectorOptions(detector_model="x.onnx"), "only used by the yunet"),
+        (DetectorOptions(min_neighbors=2), r"min_neighbors \(--min-neighbors\) is only used by the haar detector, not mtcnn"),
+        (DetectorOptions(detector="haar", face_probability=0.9), "only used by the mtcnn and yunet detector, not haar"),
         (DetectorOptions(detector="yunet", detector_model="missing.onnx"), "YuNet model not found"),
         (DetectorOptions(min_face=0), "min_face"),
         (DetectorOptions(detect_scale=0.0), "detect_scale"),
-        (DetectorOptions(min_neighbors=-1), "min_neighbors"),
+        (DetectorOptions(detector="haar", min_neighbors=-1), "min_neighbors"),
+        (DetectorOptions(face_probability=1.0), "face_probability"),
     ],
 )
 def test_bad_detector_options_are_config_errors(options, message):

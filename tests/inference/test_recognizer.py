@@ -22,6 +22,7 @@ from ferlight.data.preprocess import eval_transform
 from ferlight.errors import CheckpointError, ConfigError, DataError
 from ferlight.inference.boxes import box_iou
 from ferlight.inference.checkpoint import load_model
+from ferlight.inference.crops import face_crops
 from ferlight.inference.detection import FaceDetector
 from ferlight.inference.recognizer import Face, Recognizer, RecognizerOptions
 from ferlight.testing.checkpoints import save_checkpoint
@@ -162,8 +163,7 @@ def test_smoothing_off_gives_each_frame_its_own_probabilities(checkpoint, clip):
     raw = Recognizer.from_checkpoint(checkpoint, smoothing=0.0)
     for result in raw.process_video(clip[0][2:6]):
         for face in result.faces:
-            x, y, w, h = face.box
-            expected = raw.classify([result.image[y : y + h, x : x + w]])[0]
+            expected = raw.classify(face_crops(result.image, np.array([face.box])))[0]
             np.testing.assert_allclose(list(face.probabilities.values()), expected, atol=1e-5)
 
 
@@ -197,9 +197,9 @@ def test_foreign_checkpoint_is_refused(tmp_path):
         ({"smoothing": 1.0}, "smoothing"),
         ({"detect_every": 0}, "detect_every"),
         ({"detect_scale": 2.0}, "detect_scale"),
-        ({"scale_factor": 1.0}, "scale_factor"),
+        ({"detector": "haar", "scale_factor": 1.0}, "scale_factor"),
         ({"min_face": 0}, "min_face"),
-        ({"detector": "mtcnn"}, "unknown detector"),
+        ({"detector": "dlib"}, "unknown detector"),
         ({"detector": "yunet"}, "needs its ONNX model file"),
         ({"detector_model": "x.onnx"}, "only used by the yunet"),
         ({"detector": "yunet", "detector_model": "missing.onnx"}, "YuNet model not found"),

@@ -1,0 +1,180 @@
+"""MTCNN (Zhang et al., 2016): a cascade of three small CNNs that finds faces, shipped with its
+trained weights (``ferlight/weights/mtcnn.pt``, from the facenet-pytorch wheel: see
+``ferlight/weights/MTCNN.md``).
+
+P-Net scans an image pyramid for 12 px face candidates, R-Net rejects most of them on 24 px crops
+and O-Net decides on 48 px crops; each stage also nudges the box. Unlike OpenCV's Haar cascade it
+finds small, blurred and dim faces (bench/RESULTS.md, "Live"). The networks are plain modules;
+:class:`MtcnnFaces` runs the cascade on one image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "mtcnn.pt"
+# The published settings: pyramid step 0.709, and the face probability each stage needs.
+PYRAMID_STEP = 0.709
+THRESHOLDS = (0.6, 0.7, 0.7)
+
+
+def _conv(in_channels: int, out_channels: int, kernel: int) -> list[nn.Module]:
+    return [nn.Conv2d(in_channels, out_channels, kernel), nn.PReLU(out_channels)]
+
+
+class PNet(nn.Module):
+    """Proposal network: fully convolutional, a face probability and box offsets per 12 px window
+    (stride 2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*_conv(3, 10, 3), nn.MaxPool2d(2, 2, ceil_mode=True), *_conv(10, 16, 3), *_conv(16, 32, 3))
+        self.face = nn.Conv2d(32, 2, 1)
+        self.box = nn.Conv2d(32, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.body(x)
+        return self.face(x).softmax(1)[:, 1], self.box(x)
+
+
+class _CropNet(nn.Module):
+    """R-Net and O-Net: a face probability and box offsets for each crop."""
+
+    def __init__(self, body: list[nn.Module], features: int, hidden: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*body)
+        self.dense = nn.Sequential(nn.Linear(features, hidden), nn.PReLU(hidden))
+        self.face = nn.Linear(hidden, 2)
+        self.box = nn.Linear(hidden, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The weights come from Caffe, which flattens width before height.
+        x = self.dense(self.body(x).permute(0, 3, 2, 1).flatten(1))
+        return self.face(x).softmax(1)[:, 1], self.box(x)
+
+
+def rnet() -> _CropNet:
+    """Refinement network on 24 x 24 crops."""
+    pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+    return _CropNet([*_conv(3, 28, 3), pool, *_conv(28, 48, 3), pool, *_conv(48, 64, 2)], 576, 128)
+
+
+def onet() -> _CropNet:
+    """Output network on 48 x 48 crops."""
+    pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+    body = [*_conv(3, 32, 3), pool, *_conv(32, 64, 3), pool, *_conv(64, 64, 3), nn.MaxPool2d(2, 2, ceil_mode=True), *_conv(64, 128, 2)]
+    return _CropNet(body, 1152, 256)
+
+
+def _normalise(images: np.ndarray) -> torch.Tensor:
+    """RGB uint8 N x H x W x 3 as MTCNN was trained on: N x 3 x H x W in [-1, 1]."""
+    return (torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() - 127.5) * 0.0078125
+
+
+def _nms(boxes: np.ndarray, threshold: float, overlap_of_smaller: bool = False) -> np.ndarray:
+    """Greedy non-maximum suppression on rows ``x1, y1, x2, y2, score``: the indices kept. Overlap
+    is IoU, or the intersection over the smaller box (MTCNN's last stage, which drops a box inside
+    another)."""
+    order = np.argsort(-boxes[:, 4])
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep = []
+    while len(order):
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        width = np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0])
+        height = np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1])
+        inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+        union = np.minimum(area[i], area[rest]) if overlap_of_smaller else area[i] + area[rest] - inter
+        order = rest[inter / np.maximum(union, 1e-9) <= threshold]
+    return np.array(keep, dtype=int)
+
+
+def _regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Boxes moved by the networks' offsets (fractions of their sides)."""
+    sides = np.tile(boxes[:, 2:4] - boxes[:, 0:2], 2)
+    return np.column_stack([boxes[:, :4] + offsets * sides, boxes[:, 4]])
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Each box made square about its centre, on its longer side."""
+    centre = (boxes[:, 0:2] + boxes[:, 2:4]) / 2
+    half = (boxes[:, 2:4] - boxes[:, 0:2]).max(axis=1, keepdims=True) / 2
+    return np.column_stack([centre - half, centre + half, boxes[:, 4]])
+
+
+def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Each box's pixels (zero outside the image) resized to ``size`` x ``size``."""
+    height, width = image.shape[:2]
+    crops = np.zeros((len(boxes), size, size, 3), dtype=np.uint8)
+    for crop, (x1, y1, x2, y2) in zip(crops, np.rint(boxes[:, :4]).astype(int)):
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            continue
+        canvas = np.zeros((y2 - y1, x2 - x1, 3), dtype=np.uint8)
+        left, top, right, bottom = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
+        if right > left and bottom > top:
+            canvas[top - y1 : bottom - y1, left - x1 : right - x1] = image[top:bottom, left:right]
+        crop[:] = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+    return crops
+
+
+class MtcnnFaces:
+    """The three networks with their weights, run as one cascade on an RGB image."""
+
+    def __init__(self, weights: str | Path = WEIGHTS, face_probability: float = THRESHOLDS[2]) -> None:
+        """``face_probability``: what O-Net's verdict needs (the earlier stages keep theirs)."""
+        state = torch.load(weights, weights_only=True)
+        self.pnet, self.rnet, self.onet = PNet(), rnet(), onet()
+        for name in ("pnet", "rnet", "onet"):
+            getattr(self, name).load_state_dict(state[name])
+            getattr(self, name).eval()
+        self.thresholds = (*THRESHOLDS[:2], face_probability)
+
+    @torch.inference_mode()
+    def __call__(self, rgb: np.ndarray, min_size: int, max_size: int | None = None) -> np.ndarray:
+        """Faces of side about ``min_size`` to ``max_size`` px in an RGB uint8 image, as rows
+        ``x1, y1, x2, y2, probability``."""
+        boxes = self._propose(rgb, min_size, max_size)
+        if len(boxes):  # R-Net
+            boxes = self._refine(self.rnet, rgb, boxes, 24, self.thresholds[1])
+            boxes = _square(_regress(*_suppress(boxes, 0.7)))
+        if len(boxes):  # O-Net
+            boxes = _regress(*self._refine(self.onet, rgb, boxes, 48, self.thresholds[2]))
+            boxes = boxes[_nms(boxes, 0.7, overlap_of_smaller=True)]
+        return boxes
+
+    def _propose(self, rgb: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
+        """P-Net's candidates over the pyramid: square boxes, fewest per face after suppression."""
+        height, width = rgb.shape[:2]
+        scale, boxes, offsets = 12 / min_size, [np.zeros((0, 5))], [np.zeros((0, 4))]
+        while min(height, width) * scale >= 12 and (max_size is None or 12 / scale <= max_size):
+            resized = cv2.resize(rgb, (int(width * scale + 1), int(height * scale + 1)), interpolation=cv2.INTER_AREA)
+            probability, offset = self.pnet(_normalise(resized[None]))
+            probability, offset = probability[0].numpy(), offset[0].numpy()
+            rows, cols = np.nonzero(probability >= self.thresholds[0])
+            corner = np.column_stack([cols, rows]) * 2  # the window's place at stride 2
+            found = np.column_stack([np.floor((corner + 1) / scale), np.floor((corner + 12) / scale), probability[rows, cols]])
+            found, offset = _suppress((found, offset[:, rows, cols].T), 0.5)
+            boxes.append(found)
+            offsets.append(offset)
+            scale *= PYRAMID_STEP
+        return _square(_regress(*_suppress((np.concatenate(boxes), np.concatenate(offsets)), 0.7)))
+
+    @staticmethod
+    def _refine(net: nn.Module, rgb: np.ndarray, boxes: np.ndarray, size: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """The boxes ``net`` scores at least ``threshold`` on their crops, with its new scores, and
+        its offsets."""
+        probability, offsets = (out.numpy() for out in net(_normalise(_crops(rgb, boxes, size))))
+        keep = probability >= threshold
+        return np.column_stack([boxes[keep, :4], probability[keep]]), offsets[keep]
+
+
+def _suppress(boxes_and_offsets: tuple[np.ndarray, np.ndarray], threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Non-maximum suppression (IoU) of boxes carrying their offsets along."""
+    boxes, offsets = boxes_and_offsets
+    keep = _nms(boxes, threshold)
+    return boxes[keep], offsets[keep]

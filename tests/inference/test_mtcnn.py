@@ -1,0 +1,40 @@
+"""MTCNN: the shipped weights load into ferlight's networks, the cascade keeps one box per face and
+honours the size range it is asked for."""
+
+import numpy as np
+import torch
+
+from ferlight.inference.mtcnn import WEIGHTS, MtcnnFaces, PNet, _crops, _nms, onet, rnet
+from ferlight.testing.live_clips import PHOTO_FACES, photo
+
+
+def test_networks_have_the_published_shapes_and_load_the_shipped_weights():
+    state = torch.load(WEIGHTS, weights_only=True)
+    for name, net, size in (("pnet", PNet(), 12), ("rnet", rnet(), 24), ("onet", onet(), 48)):
+        net.load_state_dict(state[name])
+        probability, offsets = net(torch.zeros(2, 3, size, size))
+        assert probability.shape[0] == 2 and offsets.shape[:2] == (2, 4)
+        assert ((0 <= probability) & (probability <= 1)).all()
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes_and_separate_ones():
+    boxes = np.array([[0, 0, 10, 10, 0.8], [1, 1, 11, 11, 0.9], [50, 50, 60, 60, 0.7], [2, 2, 6, 6, 0.95]])
+    assert sorted(_nms(boxes, 0.5)) == [1, 2, 3]  # the small box inside overlaps little by IoU
+    assert sorted(_nms(boxes, 0.7, overlap_of_smaller=True)) == [2, 3]  # ... but wholly by the smaller box
+
+
+def test_crops_are_zero_outside_the_image():
+    image = np.full((20, 20, 3), 200, dtype=np.uint8)
+    crop = _crops(image, np.array([[-10.0, 0, 10, 20, 1]]), 4)[0]
+    assert (crop[:, :2] == 0).all() and (crop[:, 2:] == 200).all()
+
+
+def test_one_box_per_face_within_the_size_range_asked_for():
+    rgb = photo("astronaut")[:, :, ::-1]
+    faces = MtcnnFaces()
+    found = faces(rgb, min_size=40)
+    assert len(found) == 1 and found[0, 4] > 0.99
+    x, y, w, h = PHOTO_FACES["astronaut"]
+    centre = (found[0, :2] + found[0, 2:4]) / 2
+    assert np.abs(centre - (x + w / 2, y + h / 2)).max() < 0.15 * w
+    assert len(faces(rgb, min_size=40, max_size=50)) == 0  # the face is about 100 px
