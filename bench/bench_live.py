@@ -8,7 +8,7 @@ Each clip runs through ``python -m ferlight.live``'s own loop
 (:func:`ferlight.inference.live_loop.run_live`: read, detect, classify, write the JSONL; no window,
 no video unless ``--output-video``) with the command's defaults, or with ``--set NAME=VALUE``
 overrides (fields of DetectorOptions and RecognizerOptions, as ``Recognizer.from_checkpoint``
-takes them) to compare settings; ``--ceiling`` adds the same cascade searching every whole frame at full size, the most
+takes them) to compare settings; ``--ceiling`` adds the same detector searching every whole frame at full size, the most
 that scaling, near-face search and tracking could keep. Scores (:mod:`ferlight.testing.live_scoring`): frames with exactly the right faces,
 missed and false faces, track-id switches on faces that stay in view, label changes per 100
 frames; speed: fps over all frames of the set, and over the one-face clips, with detection and
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="default: the model shipped with ferlight")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a DetectorOptions or RecognizerOptions field, e.g. detect_every=5")
     parser.add_argument("--peer", action="store_true", help="also run the fer package on the same clips (bench/peer_fer.py)")
-    parser.add_argument("--ceiling", action="store_true", help="also run the same cascade alone: the whole frame at full size, every frame (what tracking and scaling could at best keep)")
+    parser.add_argument("--ceiling", action="store_true", help="also run the same detector alone: the whole frame at full size, every frame (what tracking and scaling could at best keep)")
     parser.add_argument("--output-video", action="store_true", help="also draw and write the annotated video, as --output does")
     parser.add_argument("--per-clip", action="store_true", help="print a row per clip too")
     parser.add_argument("--torch-threads", type=int, default=1, help="as the command's default (1)")
@@ -154,7 +154,7 @@ def main() -> None:
                 for clip, sc in ours["per_clip"].items():
                     lines.append(f"|   {clip} | {set_name} | {sc.right_frames}/{sc.frames} | {sc.missed}/{sc.faces} | {sc.false} | {sc.switches} | {sc.flicker_per_100:.1f} | | | | |")
             if exhaustive:
-                lines.append(row("the cascade alone (full size, every frame)", set_name, summarise(bench_ferlight(exhaustive, videos, workdir, False), truths)))
+                lines.append(row("the detector alone (full size, every frame)", set_name, summarise(bench_ferlight(exhaustive, videos, workdir, False), truths)))
             if args.peer:
                 peer = summarise(bench_peer(args.clips, set_name, workdir), truths)
                 lines.append(row("fer package (peer)", set_name, peer, timed_stages=False))

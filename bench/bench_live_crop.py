@@ -221,7 +221,7 @@ def run(args) -> dict:
     return {
         "rows": rows, "split_size": split_size, "labels": labels, "direct": direct_all, "found": found, "false_faces": false_faces, "iou": iou,
         "side_ratio": side_ratio, "offset": offset, "sides": sides, "bg": bg_of, "live": live, "past_edge": past_edge,
-        "geoms": geoms, "detector": detector_options(detector), "detect_ms": 1000 * detect_s / n,
+        "geoms": geoms, "detector": detector_options(detector), "detector_class": type(detector).__name__, "detect_ms": 1000 * detect_s / n,
         "classify_s": classify_s, "seconds": time.perf_counter() - start,
     }
 
@@ -246,7 +246,7 @@ def report(args, r: dict) -> None:
     )
     print(f"- CPU: {cpu_model()}, {os.cpu_count()} CPUs; torch {torch.__version__} ({torch.get_num_threads()} thread(s)), "
           f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} thread(s))")
-    print(f"- detector: {type(detector).__name__} defaults {r['detector']}; {r['detect_ms']:.1f} ms a frame")
+    print(f"- detector: {r['detector_class']} defaults {r['detector']}; {r['detect_ms']:.1f} ms a frame")
     print(f"- model: {args.checkpoint}; precision {args.precision}, live and direct alike")
     print(f"- detected {nf}/{n} faces ({pct(nf / n)}); false faces {int(r['false_faces'].sum())} in "
           f"{int((r['false_faces'] > 0).sum())} frames; direct accuracy: all faces {pct(direct_ok.mean())}, "

@@ -135,7 +135,7 @@ class Recognizer:
     """
 
     def __init__(self, model: LoadedModel, detector: FaceDetector | None = None, **options) -> None:
-        """``detector``: default the Haar cascade with its tuned settings; ``options``: the fields of
+        """``detector``: default MTCNN with its tuned settings; ``options``: the fields of
         :class:`RecognizerOptions` (``detect_every``, ``smoothing``, ``precision``)."""
         options = RecognizerOptions(**options)
         # channels_last: 20-30% faster on CPU for these small conv nets (bench/RESULTS.md).
