@@ -79,7 +79,7 @@ def test_flags_and_defaults():
     }
     defaults = parser.parse_args([])
     assert (defaults.source, defaults.device, defaults.precision, defaults.detector, defaults.detector_model) == ("0", "cpu", "auto", "mtcnn", None)
-    assert (defaults.scale_factor, defaults.min_neighbors, defaults.face_probability, defaults.min_face, defaults.detect_scale) == (1.1, 4, 0.7, 60, 0.75)
+    assert (defaults.scale_factor, defaults.min_neighbors, defaults.face_probability, defaults.min_face, defaults.detect_scale) == (1.1, 4, 0.7, None, 0.75)
     assert (defaults.detect_every, defaults.smoothing, defaults.no_display, defaults.torch_threads, defaults.cv_threads) == (10, 0.8, False, 1, None)
 
 

@@ -15,15 +15,20 @@ or ``"clip"``-ped to the frame (the crop then holds less than asked for and is s
 resize). Numpy and OpenCV only.
 
 Measured with ``bench/bench_live_crop.py`` (FER2013 faces rendered at 90-200 px into 640 x 480
-natural images, :class:`ferlight.inference.detection.HaarDetector` with its defaults, the shipped model;
-chosen on PublicTest, measured once on PrivateTest): the Haar box on a FER2013 face is already
-that face's own framing (median face side / box side 1.02-1.06, centred), and the model is
-sensitive to scale, so the detector's box itself is the best crop. Every margin, aspect or shift
-tried (margin -0.1 to 0.3, aspect 1 to 1.2, shift -0.05 to 0.1) was worse: a crop 10% wider or
-narrower (margin +-0.05) already loses 1-2 points. What is left of the gap to the direct
-evaluation (1.7 points on PublicTest, 0.6 on PrivateTest, with the detected faces only) comes from
-how the box's scale varies from face to face, which no fixed geometry removes: cropping the
-pasted square itself scores 0.6-0.7 points above the direct evaluation.
+natural images, the live detector with its defaults, the shipped model; chosen on PublicTest,
+measured once on PrivateTest), the detector's box itself is the crop, for both shipped detectors:
+
+- MTCNN (the default; its box is taller than wide, h / w 1.28 at the median, and the crop is the
+  square on its longer side): on PublicTest the box was 1.8 points below the direct evaluation of the same
+  faces; shrinking it (margin -0.05) gained 0.6 +- 0.6 points, within noise, and any margin above
+  0 or shift of 0.05 lost 0.1-3 points. PrivateTest: 1.5 points below.
+- Haar: its box on a FER2013 face is already that face's own framing (median face side / box side
+  1.02-1.06, centred); every margin (-0.1 to 0.3), aspect (1 to 1.2) or shift (-0.05 to 0.1) was
+  worse, by 1-2 points already at margin +-0.05.
+
+What is left of the gap comes from how the box's scale varies from face to face, which no fixed
+geometry removes (FER2013's own framing varies as much relative to the eyes and mouth): cropping
+the pasted square itself scores 0.4-0.7 points above the direct evaluation.
 """
 
 from __future__ import annotations
@@ -33,15 +38,16 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-# Chosen on PublicTest (bench/bench_live_crop.py --split val --grid, with and without
-# --margins -0.1 -0.05 0 0.05 0.1 0.2 --aspects 1 1.1 --shifts -0.05 0 0.05): the detector's box as it is.
+# Chosen on PublicTest (bench/bench_live_crop.py --split val --grid; Haar: --margins -0.1 ... 0.3
+# --aspects 1 1.1 1.2 --shifts -0.05 ... 0.1; MTCNN: --margins -0.05 -0.025 0 0.025 0.05 --aspects 1
+# --shifts -0.05 0 0.05): the detector's box as it is.
 CROP_MARGIN = 0.0
 CROP_ASPECT = 1.0
 CROP_SHIFT = 0.0
 # A crop past the frame edge: "replicate" pads with the edge pixels, "clip" cuts it at the edge.
 # bench/bench_live_crop.py --split val --placement cut --edge-modes replicate clip --extra-margins 0.1 0.2
 # (PublicTest faces 5-30% past the frame edge): replicate beats clip by 0.5 points at margin 0.1 and
-# 2.0 at margin 0.2. With margin 0 the Haar box (always inside the frame) never crosses the edge.
+# 2.0 at margin 0.2. With margin 0 only a box that itself runs past the edge (MTCNN's can) does.
 CROP_EDGE = "replicate"
 EDGE_MODES = ("replicate", "clip")
 

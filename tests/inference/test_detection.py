@@ -14,6 +14,7 @@ from ferlight.inference.detection import (
     DETECT_SCALE,
     FACE_PROBABILITY,
     MIN_FACE,
+    MTCNN_MIN_FACE,
     MIN_NEIGHBORS,
     SCALE_FACTOR,
     DetectorOptions,
@@ -31,7 +32,7 @@ from ferlight.testing.live_clips import PHOTO_FACES, background, photo
 def test_default_detector_is_mtcnn_with_the_tuned_search():
     detector = create_detector()
     assert isinstance(detector, MtcnnDetector)
-    assert (detector.min_face, detector.detect_scale, detector.faces.thresholds[2]) == (MIN_FACE, DETECT_SCALE, FACE_PROBABILITY)
+    assert (detector.min_face, detector.detect_scale, detector.faces.thresholds[2]) == (MTCNN_MIN_FACE, DETECT_SCALE, FACE_PROBABILITY)
     haar = create_detector(DetectorOptions(detector="haar"))
     assert (haar.scale_factor, haar.min_neighbors, haar.min_face, haar.detect_scale) == (SCALE_FACTOR, MIN_NEIGHBORS, MIN_FACE, DETECT_SCALE)
 
