@@ -1,12 +1,15 @@
 """Write the live benchmark's real-face clips with their ground truth.
 
     python bench/make_live_clips.py --out .cache/live_clips [--data ../shared/data/fer2013.csv.gz]
+    python bench/make_live_clips.py --out .cache/live_clips [--data ...] --seeds 2 3
 
 Two sets, ``tune`` (the clips settings are chosen on) and ``heldout`` (only measured), each with,
 per seed, one clip of every kind in :data:`ferlight.testing.live_clips.CLIP_KINDS` (24 clips a
-set by default): 640 x 480, 90 frames at 15 fps, MPEG-4 (mp4v), with ``NAME.truth.json`` beside
+set per call): 640 x 480, 90 frames at 15 fps, MPEG-4 (mp4v), with ``NAME.truth.json`` beside
 each. Faces: the photographs that scikit-image and matplotlib ship and, with ``--data``, FER2013
-faces (tune: PublicTest, heldout: PrivateTest). Deterministic.
+faces (tune: PublicTest, heldout: PrivateTest). Deterministic: the two calls above write the
+benchmark's 48 clips a set (bench/RESULTS.md); each call draws its FER2013 faces from the same
+pool of 96 per set, so seeds 2 and 3 bring new clips, not new faces.
 """
 
 from __future__ import annotations
