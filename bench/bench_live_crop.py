@@ -49,8 +49,8 @@ from ferlight.inference.boxes import box_iou
 from ferlight.inference.checkpoint import load_model
 from ferlight.inference.crops import CROP_ASPECT, CROP_EDGE, CROP_MARGIN, CROP_SHIFT, EDGE_MODES, crop_box, cut
 from ferlight.inference.detection import HAAR_CASCADE, DetectorOptions, FaceDetector, HaarDetector, create_detector
-from ferlight.options import DETECTORS
 from ferlight.inference.recognizer import Recognizer
+from ferlight.options import DETECTORS
 from ferlight.weights import DEFAULT_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]

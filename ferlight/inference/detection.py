@@ -44,8 +44,9 @@ FACE_PROBABILITY = 0.7
 HAAR_CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt2.xml"
 # Defaults chosen on the live benchmark's tuning clips (bench/bench_live.py, real faces of 60-250
 # px on busy backgrounds; measured on its held-out clips, bench/RESULTS.md): the whole frame is
-# searched at 3/4 size for faces of 60 px and more (Haar: at half size, 60-80 px faces were
-# missed; MTCNN: 2,133, 2,135 and 2,129 frames right at 1/2, 3/4 and full size). Haar only:
+# searched at 3/4 size (Haar: at half size, 60-80 px faces were missed; MTCNN: 2,133, 2,135 and
+# 2,129 frames right at 1/2, 3/4 and full size), by Haar and YuNet for faces of 60 px and more
+# (MTCNN: MTCNN_MIN_FACE below). Haar only:
 # scale factor 1.1 is OpenCV's default; 4 neighbours (OpenCV's 5 missed more faces, 3 gave false
 # ones). The grey frame is searched as it is: equalising its histogram first lost more faces
 # (146 of 1,080 frames wrong instead of 63, an earlier 12-clip tuning set) and took longer.
@@ -98,6 +99,12 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
 
 def _boxes(found) -> np.ndarray:
     return np.asarray(found, dtype=np.float64).reshape(-1, 4)
+
+
+def _sized(boxes: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
+    """The boxes whose longer side is in [min_size, max_size] px (no upper bound when None)."""
+    side = boxes[:, 2:].max(axis=1)
+    return boxes[(side >= min_size) & (side <= (max_size or np.inf))]
 
 
 def _clip(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -225,10 +232,7 @@ class YuNetDetector(FaceDetector):
         height, width = image.shape[:2]
         self.net.setInputSize((width, height))
         _, faces = self.net.detect(_bgr(image))
-        boxes = _boxes(faces[:, :4] if faces is not None else [])
-        side = boxes[:, 2:].max(axis=1)
-        keep = (side >= min_size) & (side <= (max_size or np.inf))
-        return boxes[keep]
+        return _sized(_boxes(faces[:, :4] if faces is not None else []), min_size, max_size)
 
 
 class MtcnnDetector(FaceDetector):
@@ -249,9 +253,7 @@ class MtcnnDetector(FaceDetector):
 
     def find(self, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
         found = self.faces(cv2.cvtColor(to_grey(image), cv2.COLOR_GRAY2RGB), min_size, max_size)
-        boxes = np.column_stack([found[:, :2], found[:, 2:4] - found[:, :2]])
-        side = boxes[:, 2:].max(axis=1)
-        return boxes[(side >= min_size) & (side <= (max_size or np.inf))]
+        return _sized(np.column_stack([found[:, :2], found[:, 2:4] - found[:, :2]]), min_size, max_size)
 
 
 # The options only some detectors use; setting one for another detector is an error, not a no-op.
@@ -273,14 +275,12 @@ def create_detector(options: DetectorOptions | None = None) -> FaceDetector:
         if options.detector not in detectors and getattr(options, name) != getattr(defaults, name):
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{name} ({flag}) is only used by the {' and '.join(detectors)} detector, not {options.detector}")
+    if options.detector == "yunet" and options.detector_model is None:
+        raise ConfigError("the yunet detector needs its ONNX model file (detector_model, --detector-model)")
     detector = {"haar": HaarDetector, "mtcnn": MtcnnDetector, "yunet": YuNetDetector}[options.detector]
     # An option left at None takes the detector's own default (min_face differs between them).
     settings = {name: value for name, value in options_for(detector, options).items() if value is not None}
-    if options.detector != "yunet":
-        return detector(**settings)
-    if options.detector_model is None:
-        raise ConfigError("the yunet detector needs its ONNX model file (detector_model, --detector-model)")
-    return YuNetDetector(options.detector_model, **settings)
+    return YuNetDetector(options.detector_model, **settings) if detector is YuNetDetector else detector(**settings)
 
 
 def _opencv_message(err: cv2.error) -> str:

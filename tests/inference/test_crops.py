@@ -78,6 +78,14 @@ def test_inside_the_frame_both_edge_modes_give_the_same_view():
         np.testing.assert_array_equal(crop, image[6:46, 5:35])
 
 
+def test_zero_pads_past_the_edge_with_black_to_the_full_size():
+    image = gradient(channels=3)
+    crop = cut(image, (-10, -5, 40, 30), "zero")
+    assert crop.shape == (30, 40, 3)
+    np.testing.assert_array_equal(crop[5:, 10:], image[:25, :30])
+    assert not crop[:5].any() and not crop[:, :10].any()
+
+
 @pytest.mark.parametrize("channels", [None, 3])
 def test_replicate_pads_past_the_edge_to_the_full_size(channels):
     image = gradient(channels=channels)

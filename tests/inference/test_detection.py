@@ -14,8 +14,8 @@ from ferlight.inference.detection import (
     DETECT_SCALE,
     FACE_PROBABILITY,
     MIN_FACE,
-    MTCNN_MIN_FACE,
     MIN_NEIGHBORS,
+    MTCNN_MIN_FACE,
     SCALE_FACTOR,
     DetectorOptions,
     HaarDetector,
@@ -23,8 +23,8 @@ from ferlight.inference.detection import (
     YuNetDetector,
     create_detector,
 )
-from ferlight.inference.recognizer import Recognizer
 from ferlight.inference.boxes import box_iou
+from ferlight.inference.recognizer import Recognizer
 from ferlight.testing.fake_yunet import write_fake_yunet
 from ferlight.testing.live_clips import PHOTO_FACES, background, photo
 
