@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
+from ferlight.hardware.machine import prefer_passive_openmp
+
+prefer_passive_openmp()  # before any import below loads torch: OpenMP reads the policy once, at load
+
 from ferlight.inference.checkpoint import load_model, resolve_checkpoint
 from ferlight.options import (
     INFERENCE_PRECISIONS,

@@ -9,7 +9,10 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from ferlight.hardware import machine as hardware
+from ferlight.hardware.machine import prefer_passive_openmp
+
+prefer_passive_openmp()  # before any import below loads torch: OpenMP reads the policy once, at load
+
 from ferlight.options import parse_namespace
 from ferlight.training.config import fit_parser, to_fit_config
 from ferlight.errors import exit_on_error
@@ -17,7 +20,6 @@ from ferlight.errors import exit_on_error
 
 @exit_on_error
 def main(argv: Sequence[str] | None = None) -> int:
-    hardware.prefer_passive_openmp()  # before torch loads: threads that wait sleep, so a shared machine stays fast
     parser = fit_parser("python -m ferlight.fit", "Train a facial-emotion model on FER2013, tracked in MLflow.")
     cfg = to_fit_config(parse_namespace(parser, argv))
     from ferlight.training.run import run_fit  # after parsing: --help and option errors stay instant

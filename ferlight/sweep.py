@@ -12,6 +12,10 @@ import sys
 import warnings
 from typing import Sequence
 
+from ferlight.hardware.machine import prefer_passive_openmp
+
+prefer_passive_openmp()  # before any import below loads torch: OpenMP reads the policy once, at load
+
 import optuna
 from jsonargparse import ActionConfigFile, ArgumentParser
 
