@@ -64,9 +64,12 @@ def add_dataclass_arguments(parser: ArgumentParser, cls, skip: Sequence[str] = (
         kind, extra = types[f.name], {}
         if get_origin(kind) is list:  # --name A B C
             kind, extra = get_args(kind)[0], {"nargs": "+"}
-        elif get_origin(kind) is Literal:
-            kind, extra = type(get_args(kind)[0]), {"choices": get_args(kind)}
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default, help=f.metadata.get("help"), **extra)
+        elif get_origin(kind) is Literal:  # no type: jsonargparse would print a str choice's type as a lambda's repr
+            choices = get_args(kind)
+            kind, extra = (None if all(isinstance(c, str) for c in choices) else type(choices[0])), {"choices": choices}
+        if kind is not None:
+            extra["type"] = kind
+        parser.add_argument(f"--{f.name.replace('_', '-')}", default=default, help=f.metadata.get("help"), **extra)
 
 
 def build_parser(prog: str, description: str, *classes) -> ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -202,6 +203,33 @@ def test_bad_input_is_one_line_and_exit_2(workdir, tiny_csv, capsys, args, expec
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], lines
     assert not (workdir / "mlruns").exists() and not (workdir / "checkpoints").exists()
+
+
+@pytest.fixture(scope="module")
+def piped_fit(tmp_path_factory, tiny_csv):
+    """``python -m ferlight.fit`` as a user starts it with ``> fit.log``: output not a terminal, progress bar
+    on (the default), no OMP_WAIT_POLICY in the environment."""
+    workdir = tmp_path_factory.mktemp("piped")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-m", "ferlight.fit", *fit_args(tiny_csv, "--epochs", "3", "--batch-size", "8")],
+                         cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return workdir, out
+
+
+def test_the_fit_command_makes_openmp_threads_wait_passively(piped_fit):
+    workdir, _ = piped_fit
+    assert only_run(store(workdir)).data.tags["hardware.omp_wait_policy"] == "PASSIVE"
+
+
+def test_output_that_is_not_a_terminal_gets_one_line_an_epoch_with_its_figures(piped_fit):
+    _, out = piped_fit
+    lines = out.stdout.splitlines()
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all("train/loss" in line and "val/acc" in line for line in epochs)
+    assert all(line.startswith(("epoch ", "MLflow run ")) for line in lines) and "\r" not in out.stdout, lines
+    assert "it/s" not in out.stdout + out.stderr  # no progress bar in either stream
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -15,6 +16,18 @@ def test_each_command_is_reachable_with_its_own_help(capsys):
         with pytest.raises(SystemExit) as exit:
             main([name, "--help"])
         assert exit.value.code == 0 and f"ferlight.{name}" in capsys.readouterr().out, name
+
+
+# What Python prints for objects that have no readable form: <function f at 0x...>, <class 'dict'>, ...
+PYTHON_REPR = re.compile(r"<(function|class|bound method|lambda|built-in|module)\b|<locals>| at 0x[0-9a-f]+|object at")
+
+
+def test_no_help_shows_a_python_repr(capsys):
+    for name in COMMANDS:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        text = capsys.readouterr().out
+        assert "--help" in text and not PYTHON_REPR.search(text), (name, PYTHON_REPR.search(text))
 
 
 def test_no_command_prints_usage_and_a_wrong_one_is_exit_2(capsys):

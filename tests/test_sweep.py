@@ -237,18 +237,21 @@ def test_search_runs_enqueued_points_first(workdir, tiny_csv):
 
 
 @pytest.mark.slow
-def test_a_bad_trial_is_pruned_and_its_run_is_not_failed(workdir, tiny_csv):
+def test_a_trial_past_its_warm_up_is_pruned_and_its_run_is_not_failed(workdir, tiny_csv, monkeypatch):
+    """A threshold no accuracy reaches (1.1) after a warm-up of one epoch: a one-epoch trial is never
+    judged and completes, a three-epoch trial is pruned after its second epoch, whatever the numerics."""
     study_file = write_study(workdir / "prune.yaml", {
         "study_name": "tiny-prune",
-        "pruner": {"name": "threshold", "lower": 0.25, "n_warmup_steps": 1},
-        "grid": [{"lr": [1e-3, 10.0]}],
+        "pruner": {"name": "threshold", "lower": 1.1, "n_warmup_steps": 1},
+        "grid": [{"epochs": [1, 3]}],
     })
-    assert main(sweep_args(study_file, tiny_csv, "--epochs", "2", "--limit-train-batches", "1.0")) == 0
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # as on a terminal: with progress bars
+    assert main(sweep_args(study_file, tiny_csv, "--limit-train-batches", "1.0")) == 0
     trials = {t.params["point"]: t for t in load("tiny-prune").trials}
-    good, bad = trials[0], trials[1]  # the points in file order: lr 1e-3, then lr 10
-    assert good.state == TrialState.COMPLETE and bad.state == TrialState.PRUNED
-    assert max(bad.intermediate_values) == 1  # judged after its second epoch, then stopped
-    run = mlflow.MlflowClient(tracking()).get_run(bad.user_attrs["mlflow_run_id"])
+    short, long = trials[0], trials[1]  # the points in file order: 1 epoch, then 3
+    assert short.state == TrialState.COMPLETE and long.state == TrialState.PRUNED
+    assert sorted(long.intermediate_values) == [0, 1]  # judged after its second epoch, then stopped
+    run = mlflow.MlflowClient(tracking()).get_run(long.user_attrs["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["trial_state"] == "pruned"
     assert not [b.desc for b in tqdm._instances]  # the pruned trial's progress bar was closed (optuna/optuna#3783)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any, Mapping
 
 import optuna
@@ -35,6 +36,13 @@ _log = logging.getLogger(__name__)
 
 class TrialFailed(RuntimeError):
     """A trial's training raised: Optuna marks the trial FAIL and the study goes on."""
+
+
+def name_objective(study: optuna.Study) -> None:
+    """Name the objective :data:`OBJECTIVE` (optuna-dashboard and Optuna's plots show it, not "Objective 0")."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE])
 
 
 def trial_config(base: FitConfig, settings: Mapping[str, Any], run_name: str) -> FitConfig:

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from ferlight import tracking
 from ferlight.errors import ConfigError
-from ferlight.study.objective import TRIAL_ENV, Objective, RetryStaleTrial, TrialFailed, join_trial
+from ferlight.study.objective import TRIAL_ENV, Objective, name_objective, RetryStaleTrial, TrialFailed, join_trial
 from ferlight.study.spec import POINT, StudySpec, applies, build_pruner, build_sampler, setting_value, within
 from ferlight.study.storage import build_storage, default_storage, masked
 from ferlight.study.summary import summarize
@@ -122,6 +122,7 @@ def open_study(spec: StudySpec, base: FitConfig, storage_url: str, options: Swee
         study = _load_study(spec, options, storage)
         _wait_until_ready(study)
     else:
+        name_objective(study)
         study.set_user_attr(SEARCH, _search_fingerprint(spec))
         _enqueue_points(study, spec, base)
     if study.user_attrs.get(SEARCH) != _search_fingerprint(spec):

@@ -14,7 +14,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from ferlight import tracking
-from ferlight.study.objective import MLFLOW_RUN, settings_of
+from ferlight.study.objective import MLFLOW_RUN, name_objective, settings_of
 from ferlight.study.spec import POINT
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def _importance_study(study: optuna.Study) -> optuna.Study:
             if value not in choices.setdefault(name, []):
                 choices[name].append(value)
     copy = optuna.create_study(direction="maximize")
+    name_objective(copy)
     for trial in complete:
         settings = settings_of(trial)
         copy.add_trial(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -54,7 +54,7 @@ class FitConfig:
     scheduler: Literal[SCHEDULERS] = option("none", "learning-rate schedule")
     batch_size: int = option(64, "batch size per device")
     epochs: int = option(30, "training epochs")
-    model_options: dict = option({}, "keyword options for create_model, e.g. {width: 32}; --dropout and --dropout-placement set two of them")
+    model_options: dict[str, Any] = option({}, "keyword options for create_model, e.g. {width: 32}; --dropout and --dropout-placement set two of them")
     augment: Literal[AUGMENTATIONS] = option("none", "training augmentation, on whole batches on the device")
     crop_size: int = option(48, "training crop size (40/44 with --augment strong; evaluation uses the centre crop)")
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy")
@@ -70,7 +70,7 @@ class FitConfig:
     limit_train_batches: Optional[Union[int, float]] = option(None, "train on this many batches (or this fraction) per epoch")
     max_time: Optional[str] = option(None, "time budget DD:HH:MM:SS: the one-cycle/cosine schedule follows the share spent and ends, annealed, within it (epochs is then an upper bound); the best checkpoint is still tested")
     fast_dev_run: bool = option(False, "one batch of train, val and test, to check the set-up")
-    progress_bar: bool = option(True, "show Lightning's progress bar (progress and ETA)")
+    progress_bar: bool = option(True, "Lightning's progress bar (progress and ETA) on a terminal; otherwise, or when false, one line an epoch with its figures")
     num_workers: int = option(0, "DataLoader workers (the data is in memory: 0 is usually fastest)")
     experiment: str = option("ferlight", "MLflow experiment")
     run_name: Optional[str] = option(None, "MLflow run name (default: ARCH-PROTOCOL-LABELS)")

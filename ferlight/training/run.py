@@ -8,6 +8,8 @@ params, per-epoch metrics, test metrics, classification report, confusion matrix
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from ferlight.tracking import checkpoints, datasets, models, runs
 from ferlight.tracking.params import flatten, git_commit
 from ferlight.tracking.store import resolve_tracking_uri
 from ferlight.training.budget import TimeBudget
+from ferlight.training.epoch_lines import EpochLines
 from ferlight.training.interrupt import CtrlC
 from ferlight.training.config import MODEL_FLAGS, FitConfig
 from ferlight.data import FER2013DataModule
@@ -102,6 +105,9 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
     best = ModelCheckpoint(monitor="val/acc", mode="max", filename="best", save_last=True)
     interrupt = CtrlC()
     budget = TimeBudget()
+    bar = cfg.progress_bar and sys.stdout.isatty()  # Lightning's bar writes to stdout; in a file, a line a redraw
+    if not bar:  # nor MLflow's bars, when it downloads the logged model's input example to validate it
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
         max_time=cfg.max_time,
@@ -112,9 +118,10 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         precision=precision.precision,
         limit_train_batches=cfg.limit_train_batches,
         fast_dev_run=cfg.fast_dev_run,
-        enable_progress_bar=cfg.progress_bar,
+        enable_progress_bar=bar,
         logger=logger,
-        callbacks=[best, LearningRateMonitor(logging_interval="epoch"), interrupt, budget, *callbacks],
+        callbacks=[best, LearningRateMonitor(logging_interval="epoch"), interrupt, budget, *([] if bar else [EpochLines()]),
+                   *callbacks],
         default_root_dir=cfg.checkpoint_dir,
         log_every_n_steps=10,
         benchmark=True,  # cuDNN picks the fastest convolutions for the fixed input size (no effect on CPU)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -58,6 +59,12 @@ def test_grid_runs_every_point_once_as_child_runs_of_one_parent_and_resumes(mlfl
     assert {"optimization_history.png", "param_importances.png", "grid.yaml"} <= artifacts
 
     assert len(sweep(study_file).trials) == 3 and len(fake_fit.configs) == 3  # every point is done: nothing runs
+
+
+def test_the_stored_study_names_its_objective_for_optuna_dashboard(mlflow_store, fake_fit, workdir):
+    sweep(write_study(workdir / "named.yaml", {"study_name": "named", "grid": [{"batch_size": [16]}]}))
+    stored = optuna.load_study(study_name="named", storage=default_storage())  # as optuna-dashboard reads it
+    assert stored.metric_names == ["val/best_acc"]
 
 
 def test_queued_points_run_first_with_the_base_configs_other_settings(mlflow_store, fake_fit, workdir):
