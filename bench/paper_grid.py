@@ -110,11 +110,13 @@ def read_results(path: Path) -> list[dict]:
 
 def check_scale(rows: list[dict], args: argparse.Namespace, path: Path) -> None:
     """Refuse to mix rows of another scale (epochs, batches a epoch) into one results file."""
+    def scale(epochs, batches) -> str:
+        return f"--epochs {epochs}" + (f" --limit-train-batches {batches}" if batches else "")
+
     for row in rows:
         if (row["epochs"], row.get("limit_train_batches")) != (args.epochs, args.limit_train_batches):
-            raise ConfigError(
-                f"{path}: row {row['row']} was trained with --epochs {row['epochs']} --limit-train-batches "
-                f"{row.get('limit_train_batches')}; use another --output for another scale")
+            raise ConfigError(f"{path}: row {row['row']} was trained at {scale(row['epochs'], row.get('limit_train_batches'))}, "
+                              f"not {scale(args.epochs, args.limit_train_batches)}; use another --output for another scale")
 
 
 def finished_run(client, row: str):
@@ -291,9 +293,9 @@ def main(argv=None) -> int:
         raise ConfigError(f"--rows: unknown row {unknown[0]!r}; see --list")
     if not Path(args.data).exists():
         raise ConfigError(f"--data: no such file {args.data}")
-    tracking.ensure_store(None)  # one schema before parallel writers
     rows = read_results(args.output)
     check_scale(rows, args, args.output)
+    tracking.ensure_store(None)  # one schema before parallel writers
     table, plot = args.output.with_suffix(".md"), args.output.with_suffix(".png")
     todo = [points[r] for r in (args.rows or points) if r not in {row["row"] for row in rows}]
     print(f"{len(rows)} rows in {args.output}; {len(todo)} to train: {', '.join(map(row_id, todo)) or 'none'}", flush=True)

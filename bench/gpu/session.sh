@@ -7,8 +7,8 @@
 # `run` starts the grid (several points at a time) and the strong recipe on both protocols side by
 # side on the one GPU, each bounded so that the call ends within its 10 minutes, and copies the
 # tables and logs to $OUT. Environment knobs (defaults in brackets): ACCELERATOR [gpu],
-# GRID_EPOCHS [6], GRID_WORKERS [4], GRID_STOP_S [360: no grid point starts later],
-# GRID_ARCHS [all], GRID_PRECISION [auto], STRONG_EPOCHS [60], STRONG_MAX_TIME [00:00:08:00],
+# GRID_EPOCHS [8, the protocol's], GRID_WORKERS [4], GRID_STOP_S [360: no grid row starts later],
+# GRID_ROWS [all 19; ids from bench/paper_grid.py --list], GRID_PRECISION [auto], STRONG_EPOCHS [60], STRONG_MAX_TIME [00:00:08:00],
 # STRONG_PRECISION [auto], DATA [.data/fer2013_images.u8.xz].
 # tests/bench/test_gpu_session.py runs `run` on CPU with tiny data and one grid point.
 # Runs (MLflow store, checkpoints) land in the working folder, as with ferlight.fit.
@@ -51,8 +51,8 @@ run)
   strong >"$OUT/strong_standard.log" 2>&1 &
   strong --protocol paper --run-name gpu-strong-paper >"$OUT/strong_paper.log" 2>&1 &
   "$PY" "$ROOT/bench/paper_grid.py" --data "$DATA" --accelerator "$ACCELERATOR" --precision "${GRID_PRECISION:-auto}" \
-    --epochs "${GRID_EPOCHS:-6}" --workers "${GRID_WORKERS:-4}" --timeout "${GRID_STOP_S:-360}" \
-    ${GRID_ARCHS:+--archs $GRID_ARCHS} --output "$OUT/paper_grid.md" >"$OUT/grid.log" 2>&1 &
+    --epochs "${GRID_EPOCHS:-8}" --workers "${GRID_WORKERS:-4}" --timeout "${GRID_STOP_S:-360}" \
+    ${GRID_ROWS:+--rows $GRID_ROWS} --output "$OUT/paper_grid.jsonl" --log-dir "$OUT/grid-logs" >"$OUT/grid.log" 2>&1 &
   wait
   for protocol in standard paper; do  # the per-class report of each strong run (paper layout)
     run="$(sed -n 's/^MLflow run \([0-9a-f]*\):.*/\1/p' "$OUT/strong_$protocol.log")"
