@@ -87,10 +87,27 @@ def fit_command(point: dict, args: argparse.Namespace) -> list[str]:
                 "progress_bar": False, "resume": "auto"}
     if args.limit_train_batches:
         settings["limit_train_batches"] = args.limit_train_batches
-    command = ["python", "-m", "ferlight.fit", "--data", args.data]
+    return ferlight_fit(args.data, settings)
+
+
+def ferlight_fit(data: str, settings: dict) -> list[str]:
+    """``python -m ferlight.fit --data DATA --name value ...`` for these FitConfig / model settings."""
+    command = ["python", "-m", "ferlight.fit", "--data", data]
     for name, value in settings.items():
         command += [f"--{name.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
     return command
+
+
+def hardware_line(tags: dict) -> str:
+    """The machine a run trained on, from its ``hardware.*`` tags."""
+    return (f"{tags.get('hardware.cpu')} ({tags.get('hardware.cpu_id')}), {tags.get('hardware.cores')} cores, "
+            f"flags {tags.get('hardware.cpu_flags')}, torch {tags.get('hardware.torch')}, "
+            f"GPU {tags.get('hardware.gpu')}, OMP_WAIT_POLICY {tags.get('hardware.omp_wait_policy')}")
+
+
+def val_history(client, run_id: str) -> list[float]:
+    """Validation accuracy after each epoch (validated once an epoch)."""
+    return [h.value for h in sorted(client.get_metric_history(run_id, "val/acc"), key=lambda h: h.step)]
 
 
 def read_results(path: Path) -> list[dict]:
@@ -131,7 +148,7 @@ def finished_run(client, row: str):
 def record(client, run, point: dict, command: list[str], args: argparse.Namespace) -> dict:
     """The results-file row of one finished run, read back from MLflow."""
     m, tags = run.data.metrics, run.data.tags
-    history = [h.value for h in sorted(client.get_metric_history(run.info.run_id, "val/acc"), key=lambda h: h.step)]
+    history = val_history(client, run.info.run_id)
     with tempfile.TemporaryDirectory() as tmp:
         report = json.loads(Path(client.download_artifacts(run.info.run_id, "classification_report.json", tmp)).read_text())
     predicted = {c: (report[c]["recall"] * report[c]["support"] / report[c]["precision"] if report[c]["precision"] else 0)
@@ -140,16 +157,14 @@ def record(client, run, point: dict, command: list[str], args: argparse.Namespac
     return {
         "row": row_id(point), **point, "epochs": args.epochs, "limit_train_batches": args.limit_train_batches,
         **{k: v for k, v in PROTOCOL.items()},
-        "val_acc": m["val/best_acc"], "best_epoch": history.index(max(history)) + 1,  # validated once an epoch
+        "val_acc": m["val/best_acc"], "best_epoch": history.index(max(history)) + 1, "val_history": history,
         "test_acc": m["test/acc"], "test_f1_macro": m["test/f1_macro"],
         "per_class": {c: {"precision": report[c]["precision"], "recall": report[c]["recall"],
                           "f1": report[c]["f1-score"], "support": report[c]["support"]} for c in CLASS_NAMES},
         "predicted_share": {c: round(predicted[c] / total, 4) for c in CLASS_NAMES},
         "seconds": round((run.info.end_time - run.info.start_time) / 1000),
         "precision_resolved": run.data.params.get("precision_resolved"),
-        "hardware": f"{tags.get('hardware.cpu')} ({tags.get('hardware.cpu_id')}), {tags.get('hardware.cores')} cores, "
-                    f"flags {tags.get('hardware.cpu_flags')}, torch {tags.get('hardware.torch')}, "
-                    f"GPU {tags.get('hardware.gpu')}, OMP_WAIT_POLICY {tags.get('hardware.omp_wait_policy')}",
+        "hardware": hardware_line(tags),
         "mlflow_run_id": run.info.run_id, "git_commit": tags.get("mlflow.source.git.commit"),
         "command": shlex.join(command),
     }

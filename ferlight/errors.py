@@ -32,6 +32,12 @@ class CheckpointError(FerlightError):
     """A checkpoint is missing or was not written by ferlight."""
 
 
+class PeerLost(FerlightError):
+    """Another process of a multi-process (DDP) run died: not bad input, so exit status 1."""
+
+    exit_status = 1
+
+
 def first_line(err: BaseException, lines: int = 1) -> str:
     """The first non-blank line(s) of an exception's message, joined: the part a user needs from
     libraries (SQLAlchemy, OpenCV, jsonargparse) that add a traceback-like tail."""
@@ -40,7 +46,8 @@ def first_line(err: BaseException, lines: int = 1) -> str:
 
 
 def exit_on_error(main: F) -> F:
-    """Run ``main``; on a :class:`FerlightError` print one line and exit with status 2."""
+    """Run ``main``; on a :class:`FerlightError` print one line and exit with status 2 (or the
+    error's own ``exit_status``)."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -48,6 +55,6 @@ def exit_on_error(main: F) -> F:
             return main(*args, **kwargs)
         except FerlightError as err:
             print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(EXIT_BAD_INPUT) from None
+            raise SystemExit(getattr(err, "exit_status", EXIT_BAD_INPUT)) from None
 
     return wrapper  # type: ignore[return-value]

@@ -210,8 +210,9 @@ def piped_fit(tmp_path_factory, tiny_csv):
     """``python -m ferlight.fit`` as a user starts it with ``> fit.log``: output not a terminal, progress bar
     on (the default), no OMP_WAIT_POLICY in the environment."""
     workdir = tmp_path_factory.mktemp("piped")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-m", "ferlight.fit", *fit_args(tiny_csv, "--epochs", "3", "--batch-size", "8")],
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "MLFLOW_TRACKING_URI")}
+    args = fit_args(tiny_csv, "--epochs", "3", "--batch-size", "8", "--tracking-uri", store(workdir))
+    out = subprocess.run([sys.executable, "-m", "ferlight.fit", *args],
                          cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return workdir, out

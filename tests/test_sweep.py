@@ -404,12 +404,12 @@ def test_four_workers_on_postgresql_and_an_mlflow_server_run_each_paper_grid_poi
     workers = {f: start_worker(f, PAPER_GRID, tiny_csv, postgres_url, mlflow_server.url, *paper_models) for f in folders}
     finish(workers)
     study = optuna.load_study(study_name="paper-grid", storage=postgres_url)
-    complete = assert_every_point_complete_once(study, 27)
-    assert len(study.trials) == 27  # nothing failed, nothing ran twice
-    assert len({tuple(sorted(settings(t).items())) for t in complete}) == 27
+    complete = assert_every_point_complete_once(study, 19)
+    assert len(study.trials) == 19  # nothing failed, nothing ran twice
+    assert len({tuple(sorted(settings(t).items())) for t in complete}) == 19
     assert_runs_match_trials(mlflow_server.url, study)
     assert not list(tmp_path.rglob("*.lock"))  # no lock file: the lock lives in the database
-    print(f"race: {len(complete)} complete of {len(study.trials)} trials, 27 distinct points")
+    print(f"race: {len(complete)} complete of {len(study.trials)} trials, 19 distinct points")
     for folder in (*folders, mlflow_server.artifacts):  # 14 GB of checkpoints and models, kept only on failure
         shutil.rmtree(folder)
 

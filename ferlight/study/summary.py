@@ -36,7 +36,7 @@ def summarize(study: optuna.Study, parent_run_id: str, tracking_uri: str | None 
         tracking.set_tags(client, parent_run_id, tags)
         tracking.log_metrics(client, parent_run_id, {"best/val_acc": best.value}, step=len(complete))
         with tempfile.TemporaryDirectory() as tmp:
-            tracking.log_artifacts(client, parent_run_id, _plots(study, Path(tmp)))
+            tracking.log_artifacts(client, parent_run_id, study_plots(study, Path(tmp)))
         register_best(study.study_name, best.user_attrs.get(MLFLOW_RUN), best.value, tracking_uri)
     tracking.set_status(client, parent_run_id, "FINISHED")
 
@@ -60,7 +60,7 @@ def register_best(name: str, run_id: str | None, score: float, tracking_uri: str
     return version
 
 
-def _plots(study: optuna.Study, folder: Path) -> list[Path]:
+def study_plots(study: optuna.Study, folder: Path) -> list[Path]:
     """Optimisation history and parameter importances (from the settings, for a grid), drawn by
     Optuna's matplotlib functions. They set pyplot's style globally; ``rc_context`` undoes it."""
     import matplotlib

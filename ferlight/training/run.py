@@ -36,7 +36,7 @@ from ferlight.data.load import find_source
 from ferlight.data.preprocess import eval_transform
 from ferlight.inference import pyfunc
 from ferlight.inference.checkpoint import save_slim
-from ferlight.errors import ConfigError
+from ferlight.errors import ConfigError, PeerLost, first_line
 from ferlight.options import options_for
 from ferlight.models import list_models
 from ferlight.training.classifier import EmotionClassifier
@@ -140,6 +140,11 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         if interrupt.interrupted and trainer.is_global_zero:
             runs.set_status(logger.experiment, logger.run_id, "KILLED")
         raise
+    except Exception as err:  # Lightning has marked the run FAILED (rank 0)
+        if trainer.world_size > 1 and _lost_peer(err):
+            raise PeerLost(f"rank {trainer.global_rank} of {trainer.world_size}: another process of this DDP run was lost "
+                           f"({first_line(err)[:160]}); the MLflow run is marked FAILED") from None
+        raise
     finally:
         if system_metrics is not None:
             system_metrics.finish()
@@ -159,6 +164,11 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
         runs.set_status(logger.experiment, logger.run_id, "FINISHED")
     _close_process_group()
     return FitResult(run_id=logger.run_id, best_checkpoint=best_path, metrics=metrics)
+
+
+def _lost_peer(err: BaseException) -> bool:
+    """Whether a collective failed because another rank went away (gloo and NCCL say "peer")."""
+    return isinstance(err, torch.distributed.DistError) or "peer" in str(err).lower()
 
 
 def resolve_precision(cfg: FitConfig, module: EmotionClassifier) -> Decision:
