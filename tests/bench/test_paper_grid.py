@@ -84,4 +84,6 @@ def test_the_grid_is_the_papers_19_rows_each_with_its_figure():
     points = paper_grid.grid_points(extension=False)
     assert len(points) == 19 and set(points) == set(paper_grid.PAPER)
     assert len(paper_grid.grid_points(extension=True)) == 27
+    beyond = paper_grid.grid_points(extension=False, beyond=True)
+    assert list(beyond)[-1] == "fervgg_small-sgd-64-cpu_60min" and len(beyond) == 20
     assert {row for row, _ in paper_grid.PAPER_F1.values()} <= set(points)
