@@ -13,7 +13,7 @@ finished trial is appended to the record, ``results/paper_study.md`` and its plo
 and with ``--commit`` the files are committed. The best trial is chosen on validation accuracy.
 
     nice -n 19 python bench/paper_study.py --data ../shared/data/fer2013.csv.gz --trials 20 --commit
-    python bench/paper_study.py --data tiny.csv --epochs 1 --trials 2 --output study.jsonl   # tests
+    python bench/paper_study.py --data tiny.csv --epochs 1 --trials 2 --output study.jsonl   # at tiny scale
 """
 
 from __future__ import annotations
