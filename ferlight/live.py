@@ -3,7 +3,8 @@
     python -m ferlight.live                              # camera 0, the shipped model, a window
     python -m ferlight.live clip.mp4 --checkpoint best.ckpt --no-display \\
         --output annotated.mp4 --jsonl faces.jsonl
-    python -m ferlight.live photos/ --run-id 3f2a... --jsonl faces.jsonl --no-display
+    python -m ferlight.live photos/ more/ extra.jpg --run-id 3f2a... --csv faces.csv --no-display
+    python -m ferlight.live clip.mp4 --no-display --timeline emotions/   # a plot and a CSV per face
 
 In the window, q or Esc quits (a key moves on to the next image when the source is images).
 Ctrl-C stops a headless run; the outputs written so far are kept, complete. A thin layer over
@@ -36,7 +37,13 @@ def build_parser() -> ArgumentParser:
         description="Real-time facial emotion recognition from a camera, a video, a stream or images.",
         exit_on_error=False,
     )
-    parser.add_argument("source", nargs="?", default="0", help="camera index (0: the first camera), video file, URL, image or folder")
+    parser.add_argument(
+        "source",
+        nargs="*",
+        default=[0],
+        help="camera index (0: the first camera), video file, URL, image or folder; or several images and folders "
+        "(a file of a folder or list that cannot be read is skipped with a warning)",
+    )
     model = parser.add_argument_group("model (default: the model shipped with ferlight)")
     model.add_argument("--checkpoint", help="a ferlight checkpoint (.ckpt or slim .pt)")
     model.add_argument("--run-id", help="an MLflow run id: use its best checkpoint")
@@ -49,6 +56,12 @@ def build_parser() -> ArgumentParser:
     out.add_argument("--no-display", action="store_true", help="do not open a window")
     out.add_argument("--output", help="write the annotated video here (.mp4, .avi, ...)")
     out.add_argument("--jsonl", help="write one JSON line per frame here: index, timestamp, faces")
+    out.add_argument("--csv", help="images only: write one row per face here: image, x, y, width, height, label, each emotion's probability")
+    out.add_argument(
+        "--timeline",
+        help="video, stream or camera only: write each face track's emotions over time into this folder, "
+        "track-<id>.png (a plot) and track-<id>.csv (frame, seconds, probabilities, label)",
+    )
     out.add_argument("--max-frames", type=int, help="stop after this many frames")
     cpu = parser.add_argument_group("CPU threads")
     cpu.add_argument("--torch-threads", type=int, default=1, help="for the model on CPU (a few 48 x 48 faces gain nothing from more, and lose much on a busy CPU)")
@@ -62,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     options = {**dataclasses.asdict(to_dataclass(args, DetectorOptions)), **dataclasses.asdict(to_dataclass(args, RecognizerOptions))}
     if not args.no_display:
         check_display()
-    for flag, value in (("--torch-threads", args.torch_threads), ("--cv-threads", args.cv_threads)):
+    for flag, value in (("--torch-threads", args.torch_threads), ("--cv-threads", args.cv_threads), ("--max-frames", args.max_frames)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
     torch.set_num_threads(args.torch_threads)
@@ -75,7 +88,14 @@ def main(argv: list[str] | None = None) -> None:
         args.checkpoint, run_id=args.run_id, tracking_uri=args.tracking_uri, device=args.device, **options
     )
     stats = run_live(
-        recognizer, args.source, display=not args.no_display, output=args.output, jsonl=args.jsonl, max_frames=args.max_frames
+        recognizer,
+        args.source,
+        display=not args.no_display,
+        output=args.output,
+        jsonl=args.jsonl,
+        csv=args.csv,
+        timeline=args.timeline,
+        max_frames=args.max_frames,
     )
     print(stats.summary())
     print(recognizer.precision.line())

@@ -1,11 +1,12 @@
 """``python -m ferlight.live``: sources, outputs, and one clear line with exit status 2 on bad input.
 
-Most tests call :func:`ferlight.live.main` in-process (fast); one runs the real module in a
-subprocess to check what a user sees.
+Most tests call :func:`ferlight.live.main` in-process (fast); two run the real module in a
+subprocess to check what a user sees (one of them in the slow tier).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sys
@@ -13,7 +14,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import ferlight.inference.checkpoint
 import ferlight.inference.recognizer
@@ -57,6 +57,11 @@ def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def read_csv(path) -> list[dict]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
 def count_frames(path) -> int:
     """Frames decodable from a video file (reading them all proves it is playable)."""
     capture = cv2.VideoCapture(str(path))
@@ -75,10 +80,11 @@ def test_flags_and_defaults():
     assert flags == {
         "--help", "--checkpoint", "--run-id", "--tracking-uri", "--device", "--precision", "--detector",
         "--detector-model", "--scale-factor", "--min-neighbors", "--face-probability", "--min-face", "--detect-scale", "--detect-every",
-        "--smoothing", "--no-display", "--output", "--jsonl", "--max-frames", "--torch-threads", "--cv-threads",
+        "--smoothing", "--no-display", "--output", "--jsonl", "--csv", "--timeline", "--max-frames", "--torch-threads", "--cv-threads",
     }
     defaults = parser.parse_args([])
-    assert (defaults.source, defaults.device, defaults.precision, defaults.detector, defaults.detector_model) == ("0", "cpu", "auto", "mtcnn", None)
+    assert parser.parse_args(["a.jpg", "photos/", "--no-display"]).source == ["a.jpg", "photos/"]
+    assert (defaults.source, defaults.device, defaults.precision, defaults.detector, defaults.detector_model) == ([0], "cpu", "auto", "mtcnn", None)
     assert (defaults.scale_factor, defaults.min_neighbors, defaults.face_probability, defaults.min_face, defaults.detect_scale) == (1.1, 4, 0.7, None, 0.75)
     assert (defaults.detect_every, defaults.smoothing, defaults.no_display, defaults.torch_threads, defaults.cv_threads) == (10, 0.8, False, 1, None)
 
@@ -187,37 +193,91 @@ def test_stream_that_drops_midway_leaves_complete_outputs(tmp_path, capsys, chec
     assert count_frames(out) == lines
 
 
-def test_error_midway_keeps_what_was_processed(tmp_path, capsys, checkpoint, clip):
-    _, frames, _ = clip
-    folder = tmp_path / "photos"
+def photo_folder(folder, frames, corrupt: bool = True):
+    """Frames 1-3 of the clip as 1.png, 2.png, 3.png, and (``corrupt``) a PNG cut after its header
+    between them: 2_cut.png."""
     folder.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(folder / f"{i}.png"), frames[i + 1])
-    png = (folder / "2.png").read_bytes()
-    (folder / "2.png").write_bytes(png[:200])  # a PNG header, then nothing: unreadable
-    out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    status, _, err = run_main(capsys, folder, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
-    assert status == 2
-    assert err.strip() == f"error: cannot read image {folder / '2.png'}"
-    assert len(read_jsonl(log)) == 2 and count_frames(out) == 2
-    assert not list(tmp_path.glob("*.partial.*"))
+    for i in (1, 2, 3):
+        cv2.imwrite(str(folder / f"{i}.png"), frames[i])
+    if corrupt:
+        (folder / "2_cut.png").write_bytes((folder / "2.png").read_bytes()[:200])
+    return folder
+
+
+def test_unreadable_image_in_a_folder_is_named_and_skipped(tmp_path, capsys, checkpoint, clip):
+    _, frames, boxes = clip
+    folder = photo_folder(tmp_path / "photos", frames)
+    out, log, table = tmp_path / "out.mp4", tmp_path / "out.jsonl", tmp_path / "faces.csv"
+    status, stdout, err = run_main(capsys, folder, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log, "--csv", table)
+    assert status == 0 and stdout.startswith("3 frames")
+    assert err == f"warning: skipped {folder / '2_cut.png'}: not a readable image\n"  # and no progress bar: not a terminal
+    assert [r["image"] for r in read_jsonl(log)] == ["1.png", "2.png", "3.png"]
+    assert count_frames(out) == 3
+    assert [row["image"] for row in read_csv(table)] == ["1.png"] * len(boxes[1]) + ["2.png"] * len(boxes[2]) + ["3.png"] * len(boxes[3])
+
+
+def test_csv_has_a_row_per_face_with_the_json_values(tmp_path, capsys, checkpoint, clip):
+    _, frames, _ = clip
+    folder = photo_folder(tmp_path / "photos", frames, corrupt=False)
+    log, table = tmp_path / "faces.jsonl", tmp_path / "faces.csv"
+    assert run_main(capsys, folder, "--checkpoint", checkpoint, "--no-display", "--jsonl", log, "--csv", table)[0] == 0
+    rows = read_csv(table)
+    assert list(rows[0]) == ["image", "x", "y", "width", "height", "label", *CLASS_NAMES]
+    expected = [(r["image"], face) for r in read_jsonl(log) for face in r["faces"]]
+    assert len(rows) == len(expected) == 6
+    for row, (image, face) in zip(rows, expected):
+        assert row["image"] == image and row["label"] == face["label"]
+        assert [int(row[k]) for k in ("x", "y", "width", "height")] == face["box"]
+        assert [float(row[name]) for name in CLASS_NAMES] == list(face["probabilities"].values())
+
+
+def test_several_images_and_folders_in_one_run(tmp_path, capsys, checkpoint, clip):
+    _, frames, _ = clip
+    folder = photo_folder(tmp_path / "photos", frames, corrupt=False)
+    single = tmp_path / "single.jpg"
+    cv2.imwrite(str(single), frames[4])
+    log = tmp_path / "faces.jsonl"
+    assert run_main(capsys, single, folder, "--checkpoint", checkpoint, "--no-display", "--jsonl", log)[0] == 0
+    names = [str(single)] + [str(folder / f"{i}.png") for i in (1, 2, 3)]
+    assert [(r["frame"], r["image"]) for r in read_jsonl(log)] == list(enumerate(names))
+
+
+def test_timeline_writes_a_plot_and_a_csv_per_track(tmp_path, capsys, checkpoint, clip):
+    video, _, boxes = clip
+    log, folder = tmp_path / "faces.jsonl", tmp_path / "timeline"
+    assert run_main(capsys, video, "--checkpoint", checkpoint, "--no-display", "--jsonl", log, "--timeline", folder)[0] == 0
+    seen: dict[int, list] = {}
+    for record in read_jsonl(log):
+        for face in record["faces"]:
+            seen.setdefault(face["track_id"], []).append((record["frame"], face))
+    assert len(seen) == 2
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"track-{t}.{ext}" for t in seen for ext in ("csv", "png"))
+    for track_id, moments in seen.items():
+        rows = read_csv(folder / f"track-{track_id}.csv")
+        assert list(rows[0]) == ["frame", "seconds", *CLASS_NAMES, "label"]
+        assert [int(row["frame"]) for row in rows] == [frame for frame, _ in moments] == [i for i, b in enumerate(boxes) if b]
+        assert [float(row["seconds"]) for row in rows] == pytest.approx([frame / FPS for frame, _ in moments])
+        assert [row["label"] for row in rows] == [face["label"] for _, face in moments]
+        assert [float(rows[0][name]) for name in CLASS_NAMES] == pytest.approx(list(moments[0][1]["probabilities"].values()), abs=1e-5)
+        assert cv2.imread(str(folder / f"track-{track_id}.png")) is not None
 
 
 def test_interrupt_keeps_complete_outputs(tmp_path, capsys, monkeypatch, checkpoint, clip):
     video = clip[0]
     real = ferlight.inference.recognizer.Recognizer.process_video
 
-    def interrupted(self, source, max_frames=None):
-        for i, result in enumerate(real(self, source, max_frames)):
+    def interrupted(self, source, **options):
+        for i, result in enumerate(real(self, source, **options)):
             if i == 4:
                 raise KeyboardInterrupt
             yield result
 
     monkeypatch.setattr(ferlight.inference.recognizer.Recognizer, "process_video", interrupted)
-    out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    status, stdout, _ = run_main(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log)
+    out, log, timeline = tmp_path / "out.mp4", tmp_path / "out.jsonl", tmp_path / "timeline"
+    status, stdout, _ = run_main(capsys, video, "--checkpoint", checkpoint, "--no-display", "--output", out, "--jsonl", log, "--timeline", timeline)
     assert status == 0 and stdout.startswith("4 frames")
     assert len(read_jsonl(log)) == 4 and count_frames(out) == 4
+    assert [row["frame"] for row in read_csv(timeline / "track-1.csv")] == ["1", "2", "3"]  # frame 0 has no face
 
 
 def test_max_frames(tmp_path, capsys, checkpoint, clip):
@@ -240,6 +300,9 @@ def _garbage(tmp_path, name, data=b"\x00garbage" * 100):
         (lambda t, c: [_garbage(t, "clip.mp4"), "--checkpoint", c], "cannot open video"),
         (lambda t, c: [_garbage(t, "photo.png"), "--checkpoint", c], "cannot read image"),
         (lambda t, c: [(t / "empty").mkdir() or t / "empty", "--checkpoint", c], "no images"),
+        (lambda t, c: [(t / "empty").mkdir() or t / "empty", t / "empty", "--checkpoint", c], "no images"),
+        (lambda t, c: [_garbage(t, "a.png"), t / "missing", "--checkpoint", c], "no such file or folder"),
+        (lambda t, c: ["0", "--checkpoint", c, "--max-frames", "0"], "--max-frames"),
         (lambda t, c: [_garbage(t, "a.png"), "--checkpoint", _garbage(t, "model.ckpt")], "not a ferlight checkpoint"),
         (lambda t, c: ["0", "--checkpoint", c, "--run-id", "abc"], "not both"),
         (lambda t, c: ["0", "--checkpoint", c, "--smoothing", "1.5"], "smoothing"),
@@ -254,6 +317,24 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, checkpoint, make_a
     status, _, err = run_main(capsys, *make_args(tmp_path, checkpoint), "--no-display")
     assert status == 2
     assert message in err and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda t, video: [_garbage(t, "a.png"), _garbage(t, "b.jpg")], "none of the 2 images could be read"),
+        (lambda t, video: [t / "photo.png", "--timeline", t / "timeline"], "--timeline is for a video"),
+        (lambda t, video: [video, "--csv", t / "faces.csv"], "--csv is for images"),
+    ],
+)
+def test_bad_input_leaves_no_output(tmp_path, capsys, checkpoint, clip, make_args, message):
+    video, frames, _ = clip
+    cv2.imwrite(str(tmp_path / "photo.png"), frames[3])
+    argv = [*make_args(tmp_path, video), "--checkpoint", checkpoint, "--no-display", "--jsonl", tmp_path / "faces.jsonl"]
+    before = set(tmp_path.iterdir())
+    status, _, err = run_main(capsys, *argv)
+    assert status == 2 and err.splitlines()[-1].startswith("error: ") and message in err, err
+    assert set(tmp_path.iterdir()) == before
 
 
 @pytest.mark.parametrize(
@@ -278,6 +359,20 @@ def test_window_without_display_is_refused(capsys, monkeypatch, checkpoint, clip
     monkeypatch.setattr(sys, "platform", "linux")
     status, _, err = run_main(capsys, clip[0], "--checkpoint", checkpoint)
     assert status == 2 and "--no-display" in err
+
+
+def test_module_entry_point_skips_in_a_folder_and_refuses_alone_in_one_line(tmp_path, checkpoint, clip, run_command):
+    """What a user sees, output piped (not a terminal): the skipped file's line and no progress bar;
+    the same file given alone, one error line, exit status 2 and no output."""
+    folder = photo_folder(tmp_path / "photos", clip[1])
+    result = run_command("live", folder, "--checkpoint", checkpoint, "--no-display", "--csv", tmp_path / "faces.csv", cwd=tmp_path, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("3 frames (3 with faces")
+    assert result.stderr == f"warning: skipped {folder / '2_cut.png'}: not a readable image\n"
+    assert len(read_csv(tmp_path / "faces.csv")) == 6
+    cut = folder / "2_cut.png"
+    result = run_command("live", cut, "--checkpoint", checkpoint, "--no-display", "--csv", tmp_path / "cut.csv", cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and result.stderr == f"error: cannot read image {cut}: not a readable image\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces.csv", "photos"]
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Inference on images and video: checkpoint loading, face detection, face boxes, face crops, faces
-followed across frames, the Recognizer, video in and out, drawing, and the live loop.
+followed across frames, the Recognizer, video in and out, drawing, timelines of each face's
+emotions, and the live loop.
 
 Names load on first use, so that importing one room does not import the others.
 """
@@ -13,8 +14,9 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "checkpoint": ["load_model", "resolve_checkpoint"],
         "detection": ["DetectorOptions", "create_detector"],
         "face_tracks": ["FaceTracker"],
-        "video": ["open_source", "VideoSink", "JsonlSink"],
+        "video": ["open_source", "VideoSink", "JsonlSink", "CsvSink"],
         "drawing": ["annotate"],
+        "timeline": ["Timeline"],
         "live_loop": ["run_live", "RunStats"],
     },
 )

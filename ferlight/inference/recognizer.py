@@ -4,6 +4,8 @@
     recognizer = Recognizer.from_checkpoint("best.ckpt")        # or run_id=..., or the shipped model
     for face in recognizer(cv2.imread("photo.jpg")):            # one image, BGR or grey
         print(face.box, face.label, face.probabilities)
+    for faces in recognizer.recognize_batch(images):            # several photos, one model batch
+        print(len(faces))
     for result in recognizer.process_video("clip.mp4"):         # tracked and smoothed over time
         print(result.index, [(f.track_id, f.label) for f in result.faces])
 
@@ -12,7 +14,8 @@ Each face is found by a detector (:mod:`ferlight.inference.detection`), cropped
 evaluation does, and given its probabilities by
 :func:`ferlight.evaluation.predict.tta_probabilities` (the centre crop the model was trained on,
 softmax), as ``python -m ferlight.evaluate`` gives them; all faces of a frame go through the
-model in one batch. On video, faces are followed from frame to frame
+model in one batch, and all faces of several photos (:meth:`Recognizer.recognize_batch`, a folder
+of images) too. On video, faces are followed from frame to frame
 (:mod:`ferlight.inference.face_tracks`) and their probabilities are smoothed over time, so labels
 do not flicker. Needs torch and OpenCV only (no Lightning, no training code).
 """
@@ -20,6 +23,7 @@ do not flicker. Needs torch and OpenCV only (no Lightning, no training code).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import time
 from dataclasses import dataclass, field
@@ -44,6 +48,7 @@ from ferlight.options import INFERENCE_PRECISIONS, option
 
 DETECT_EVERY = 10  # on video, search the whole frame every 10th frame, near known faces in between
 MERGE_IOU = 0.3  # a whole-frame box overlapping a near-search box this much is the same face
+IMAGES_PER_BATCH = 16  # photos of a folder whose faces go through the model together
 _DETECTOR_FIELDS = tuple(f.name for f in dataclasses.fields(DetectorOptions))
 
 
@@ -87,7 +92,8 @@ class Face:
 @dataclass
 class FrameResult:
     """The faces of one video frame (an empty list when it has none), with the frame itself and the
-    time spent detecting and classifying them."""
+    time spent detecting and classifying them (for photos classified in one batch, an equal share
+    of the batch's time)."""
 
     index: int
     timestamp: float | None
@@ -186,43 +192,50 @@ class Recognizer:
 
     def __call__(self, image: np.ndarray) -> list[Face]:
         """The faces in one BGR or grey image (whole-image search, no tracking, no smoothing)."""
-        image = _check_image(image)
-        boxes = self.detector.detect(image)
-        return self._faces(boxes, self.classify(face_crops(image, boxes)), [None] * len(boxes))
+        return self.recognize_batch([image])[0]
+
+    def recognize_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """The faces in each of several unrelated BGR or grey images, as ``recognizer(image)`` finds
+        them: each image is searched on its own, and the faces of all of them go through the model
+        in one batch (pass a few dozen images at a time: the batch holds all their faces)."""
+        return [result.faces for result in self._photos([Frame(i, None, image) for i, image in enumerate(images)])]
 
     def process_video(
-        self, source: int | str | os.PathLike | Iterable[np.ndarray | Frame], max_frames: int | None = None
+        self,
+        source: int | str | os.PathLike | Iterable[np.ndarray | Frame],
+        max_frames: int | None = None,
+        images_per_batch: int = IMAGES_PER_BATCH,
     ) -> Iterator[FrameResult]:
         """Results for each frame of ``source``, faces tracked and smoothed across frames.
 
         ``source``: anything :func:`ferlight.inference.video.open_source` opens (camera index, video file,
         URL, image sequence, image file, folder of images), or an iterable of numpy images or
-        Frames. The images of a folder are unrelated photos: each is searched in full and
-        nothing is tracked or smoothed across them.
+        Frames. The images of a folder are unrelated photos: each is searched in full, nothing is
+        tracked or smoothed across them, and the faces of ``images_per_batch`` of them at a time
+        go through the model in one batch (:meth:`recognize_batch`).
         """
+        if images_per_batch < 1:
+            raise ConfigError(f"images_per_batch must be at least 1, got {images_per_batch}")
         if isinstance(source, (int, str, os.PathLike)):
             source = open_source(source)
-        photos = isinstance(source, ImageSource)
+        frames = (
+            frame if isinstance(frame, Frame) else Frame(count, None, frame)
+            for count, frame in enumerate(itertools.islice(source, max_frames))
+        )
+        if isinstance(source, ImageSource):
+            while chunk := list(itertools.islice(frames, images_per_batch)):
+                yield from self._photos(chunk)
+            return
         tracker = FaceTracker(self.smoothing)
         since_full_search = self.detect_every
-        for count, frame in enumerate(source):
-            if max_frames is not None and count >= max_frames:
-                break
-            if not isinstance(frame, Frame):
-                frame = Frame(count, None, frame)
+        for frame in frames:
             image = _check_image(frame.image)
             start = time.perf_counter()
-            if photos:
-                boxes = self.detector.detect(image)
-            else:
-                boxes, since_full_search = self._find(image, tracker, since_full_search)
+            boxes, since_full_search = self._find(image, tracker, since_full_search)
             detected = time.perf_counter()
             probabilities = self.classify(face_crops(image, boxes))
             classified = time.perf_counter()
-            if photos:
-                ids = [None] * len(boxes)
-            else:
-                ids, probabilities = tracker.update(boxes, probabilities)
+            ids, probabilities = tracker.update(boxes, probabilities)
             yield FrameResult(
                 index=frame.index,
                 timestamp=frame.timestamp,
@@ -232,6 +245,31 @@ class Recognizer:
                 detect_ms=(detected - start) * 1000,
                 classify_ms=(classified - detected) * 1000,
             )
+
+    def _photos(self, frames: Sequence[Frame]) -> list[FrameResult]:
+        """The results of unrelated photos: each searched in full, all their faces in one batch."""
+        images, boxes, detect_ms = [], [], []
+        for frame in frames:
+            images.append(_check_image(frame.image))
+            start = time.perf_counter()
+            boxes.append(self.detector.detect(images[-1]))
+            detect_ms.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        probabilities = self.classify([crop for image, found in zip(images, boxes) for crop in face_crops(image, found)])
+        classify_ms = (time.perf_counter() - start) * 1000 / max(len(frames), 1)
+        per_image = np.split(probabilities, np.cumsum([len(found) for found in boxes])[:-1])
+        return [
+            FrameResult(
+                index=frame.index,
+                timestamp=frame.timestamp,
+                image=image,
+                faces=self._faces(found, p, [None] * len(found)),
+                name=frame.name,
+                detect_ms=ms,
+                classify_ms=classify_ms,
+            )
+            for frame, image, found, p, ms in zip(frames, images, boxes, per_image, detect_ms)
+        ]
 
     def _find(self, image: np.ndarray, tracker: FaceTracker, since_full_search: int) -> tuple[np.ndarray, int]:
         """This frame's faces, and the frames since the last whole-frame search.

@@ -1,10 +1,12 @@
-"""The live loop: every frame recognised, written and counted; the window needs a display."""
+"""The live loop: every frame recognised, written and counted; a progress bar over images on a
+terminal only; unreadable images skipped with a line; the window needs a display."""
 
+import io
 import json
 import sys
 
+import cv2
 import pytest
-import torch
 
 from ferlight.errors import ConfigError
 from ferlight.inference.live_loop import RunStats, check_display, run_live
@@ -27,6 +29,38 @@ def test_run_counts_frames_faces_and_time(tmp_path, checkpoint):
     assert (stats.frames, stats.frames_with_faces, stats.faces) == (6, 4, 8)
     assert stats.seconds > 0 and stats.detect_ms > 0 and stats.classify_ms > 0
     assert [len(json.loads(line)["faces"]) for line in log.read_text().splitlines()] == [len(b) for b in boxes]
+
+
+class Terminal(io.StringIO):
+    """What tqdm takes for a terminal."""
+
+    def isatty(self):
+        return True
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A folder of 3 images with faces and, between them, one file that is not an image."""
+    folder = tmp_path_factory.mktemp("photos")
+    frames, _ = compose_frames(n_frames=4, n_faces=1, empty=())
+    for i, frame in enumerate(frames[1:]):
+        cv2.imwrite(str(folder / f"{2 * i}.png"), frame)
+    (folder / "1.jpg").write_bytes(b"\x00garbage" * 50)
+    return folder
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_images_show_a_progress_bar_on_a_terminal_only_and_name_the_skipped_file(monkeypatch, capsys, checkpoint, photos, terminal):
+    stderr = Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    stats = run_live(Recognizer.from_checkpoint(checkpoint), photos, display=False)
+    assert (stats.frames, stats.faces) == (3, 3)
+    lines = stderr.getvalue().replace("\r", "\n").splitlines()
+    warning = f"warning: skipped {photos / '1.jpg'}: not a readable image"
+    if terminal:
+        assert warning in lines and any("4/4" in line for line in lines), lines  # the skipped file counts as done
+    else:
+        assert lines == [warning]
 
 
 def test_summary_gives_rates_per_frame():

@@ -98,6 +98,50 @@ def test_classify_uses_the_training_preprocessing_in_one_batch(checkpoint, recog
     assert recognizer.classify([]).shape == (0, len(CLASS_NAMES))
 
 
+def assert_same_faces(found, expected):
+    """The same boxes, track ids and labels, and the same probabilities to 1e-4."""
+    assert [(f.box, f.track_id, f.label) for f in found] == [(f.box, f.track_id, f.label) for f in expected]
+    for a, b in zip(found, expected):
+        np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-4)
+
+
+def count_batches(monkeypatch, recognizer) -> list[int]:
+    """The number of faces in each batch that goes through ``recognizer``'s model, from now on."""
+    batches, classify = [], recognizer.classify
+    monkeypatch.setattr(recognizer, "classify", lambda faces: batches.append(len(faces)) or classify(faces))
+    return batches
+
+
+def test_a_batch_of_images_gives_what_each_image_gives_alone_in_one_model_batch(monkeypatch, recognizer, clip):
+    frames = clip[0]
+    images = [frames[3], frames[0], cv2.cvtColor(frames[6], cv2.COLOR_BGR2GRAY), cv2.cvtColor(frames[9], cv2.COLOR_BGR2BGRA)]
+    alone = [recognizer(image) for image in images]
+    assert [len(faces) for faces in alone] == [2, 0, 2, 2]
+    batches = count_batches(monkeypatch, recognizer)
+    together = recognizer.recognize_batch(images)
+    assert batches == [6]
+    assert len(together) == len(images)
+    for found, expected in zip(together, alone):
+        assert_same_faces(found, expected)
+    assert recognizer.recognize_batch([]) == []
+
+
+def test_a_folder_of_photos_goes_through_the_model_a_few_images_at_a_time(tmp_path, monkeypatch, recognizer, clip):
+    frames = clip[0]
+    for i in range(1, 6):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), frames[i])
+    batches = count_batches(monkeypatch, recognizer)
+    results = list(recognizer.process_video(tmp_path, images_per_batch=2))
+    assert batches == [2, 4, 2]  # frame 1: no face; 2-5: two each
+    assert [(r.index, r.name) for r in results] == [(i, f"{i + 1}.png") for i in range(5)]
+    for result in results:
+        assert_same_faces(result.faces, recognizer(frames[int(result.name[0])]))
+        assert result.detect_ms > 0 and result.classify_ms > 0
+    assert [r.name for r in recognizer.process_video(tmp_path, max_frames=3)] == ["1.png", "2.png", "3.png"]
+    with pytest.raises(ConfigError, match="images_per_batch"):
+        next(recognizer.process_video(tmp_path, images_per_batch=0))
+
+
 def test_model_trained_on_crops_gets_its_crop(tmp_path, clip):
     path = save_checkpoint(tmp_path / "crop44.ckpt", crop_size=44)
     recognizer = Recognizer.from_checkpoint(path)
@@ -251,9 +295,10 @@ def test_gpu_gives_the_cpu_results(checkpoint, recognizer, clip):
 
 @pytest.mark.slow
 def test_inference_needs_no_training_stack():
+    """Nor matplotlib, which loads only when a timeline is drawn."""
     code = (
         "import sys, ferlight.inference.recognizer, ferlight.live; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'optuna', 'mlflow', 'torchmetrics'}))"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'optuna', 'mlflow', 'torchmetrics', 'matplotlib'}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"
