@@ -1,13 +1,17 @@
 """The peer: the ``fer`` PyPI package (Haar cascade + a small CNN) on the benchmark's clips.
 
     python bench/peer_fer.py --clips DIR --out OUTDIR [--venv .venv-fer] [--threads N]
+    python bench/peer_fer.py --photos DIR --out OUTDIR [--venv .venv-fer] [--threads N]
 
 fer runs in a virtual environment of its own (``--venv``, created on first use: 1.7 GB, 1.5
 minutes here; fer is never a dependency of ferlight) by ``bench/peer_fer_worker.py``, which
 imports nothing from ferlight. For every ``DIR/<set>/<clip>.mp4`` it writes ``OUTDIR/<set>/<clip>.jsonl`` (one line per
 input frame, ferlight.live's JSONL schema; track_id and timestamp null) and
 ``OUTDIR/<set>/<clip>.timing.json`` (frames, seconds of decode + detect + classify, fps, threads,
-versions). ``OUTDIR/peer_fer_run.json`` records the machine (CPU model, load average before and
+versions). With ``--photos``, for every folder ``DIR/<set>`` of images (``bench/bench_photos.py``'s
+photo sets) it writes ``OUTDIR/<set>/photos.jsonl`` (one line per image, with its file name) and
+``OUTDIR/<set>/photos.timing.json`` (images, seconds of reading + detect + classify, images/s).
+``OUTDIR/peer_fer_run.json`` records the machine (CPU model, load average before and
 after: the machine may be shared), the versions and the venv. fer's emotion model is tiny: its
 time is almost all the Haar cascade on the full frame (min face 50 px).
 
@@ -38,7 +42,7 @@ REPO = HERE.parent
 WORKER = HERE / "peer_fer_worker.py"
 sys.path.insert(0, str(HERE))
 
-from peer_fer_worker import EXIT_ERROR, ClipError, available_cores, find_clips  # noqa: E402
+from peer_fer_worker import EXIT_ERROR, ClipError, available_cores, find_clips, find_photos  # noqa: E402
 
 FER = "fer==25.10.3"
 # What FER(mtcnn=False).detect_emotions imports (fer/fer.py, fer/utils.py), pinned to a set that works.
@@ -103,8 +107,9 @@ def worker_env() -> dict:
 
 
 def summary(out: Path) -> list[str]:
-    """One Markdown row per set: clips, frames, frames with faces, fps (all frames / all seconds)."""
-    rows = ["| set | clips | frames | frames with faces | fps |", "|---|---:|---:|---:|---:|"]
+    """One Markdown row per set: clips, frames, frames with faces, fps (all frames / all seconds);
+    for photo folders: photos, photos with faces, images/s."""
+    clips, photos = [], []
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
         timings = [json.loads(p.read_text()) for p in sorted(folder.glob("*.timing.json"))]
         if not timings:
@@ -112,13 +117,19 @@ def summary(out: Path) -> list[str]:
         frames = sum(t["frames"] for t in timings)
         seconds = sum(t["seconds"] for t in timings)
         with_faces = sum(t.get("frames_with_faces", 0) for t in timings)
-        rows.append(f"| {folder.name} | {len(timings)} | {frames} | {with_faces} | {frames / seconds:.1f} |")
-    return rows
+        if all("images" in t for t in timings):
+            photos.append(f"| {folder.name} | {frames} | {with_faces} | {frames / seconds:.1f} |")
+        else:
+            clips.append(f"| {folder.name} | {len(timings)} | {frames} | {with_faces} | {frames / seconds:.1f} |")
+    rows = ["| set | clips | frames | frames with faces | fps |", "|---|---:|---:|---:|---:|", *clips] if clips else []
+    return rows + (["| set | photos | photos with faces | images/s |", "|---|---:|---:|---:|", *photos] if photos else [])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", required=True, help="folder of <set>/<clip>.mp4 (e.g. tune/, heldout/)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--clips", help="folder of <set>/<clip>.mp4 (e.g. tune/, heldout/)")
+    source.add_argument("--photos", help="folder of <set>/<name>.jpg (bench/make_photo_set.py's sets)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--venv", default=str(REPO / ".venv-fer"), help="fer's virtual environment (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=available_cores(), help="TensorFlow threads (default: the cores available, %(default)s)")
@@ -126,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     try:
-        clips = find_clips(args.clips)  # before a 1.7 GB install
+        clips = find_photos(args.photos) if args.photos else find_clips(args.clips)  # before a 1.7 GB install
     except ClipError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -138,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = [str(venv_python(venv)), str(WORKER), "--clips", str(Path(args.clips).resolve()), "--out", str(out.resolve()), "--threads", str(args.threads)]
-    print(f"fer on {len(clips)} clips, {args.threads} TensorFlow threads", flush=True)
+    source = ["--photos", str(Path(args.photos).resolve())] if args.photos else ["--clips", str(Path(args.clips).resolve())]
+    command = [str(venv_python(venv)), str(WORKER), *source, "--out", str(out.resolve()), "--threads", str(args.threads)]
+    what = f"{sum(len(paths) for _, paths in clips)} photos" if args.photos else f"{len(clips)} clips"
+    print(f"fer on {what}, {args.threads} TensorFlow threads", flush=True)
     load_before = os.getloadavg()
     start = time.perf_counter()
     status = subprocess.run(command, env=worker_env()).returncode
@@ -152,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "cores": available_cores(),
         "tf_threads": args.threads,
         "loadavg_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
-        "clips": len(clips),
+        "clips": 0 if args.photos else len(clips),
+        "photos": sum(len(paths) for _, paths in clips) if args.photos else 0,
         "seconds_total": round(time.perf_counter() - start, 1),
         "versions": versions,
         "venv": {"path": str(venv), **install},

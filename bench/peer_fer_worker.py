@@ -1,15 +1,21 @@
-"""Runs the ``fer`` PyPI package on clips; executed by the python of fer's own venv (see peer_fer.py).
+"""Runs the ``fer`` PyPI package on clips or photos; executed by the python of fer's own venv (see peer_fer.py).
 
     .venv-fer/bin/python bench/peer_fer_worker.py --clips DIR --out OUTDIR [--threads N]
+    .venv-fer/bin/python bench/peer_fer_worker.py --photos DIR --out OUTDIR [--threads N]
 
 For every ``DIR/<set>/<clip>.mp4`` it writes ``OUTDIR/<set>/<clip>.jsonl``, one line per input
-frame in ``ferlight.live``'s JSONL schema, and ``OUTDIR/<set>/<clip>.timing.json``. fer runs with
+frame in ``ferlight.live``'s JSONL schema, and ``OUTDIR/<set>/<clip>.timing.json``. With
+``--photos``, for every folder ``DIR/<set>`` of images (.jpg, .jpeg, .png; sorted by name) it
+writes ``OUTDIR/<set>/photos.jsonl``, one line per image as ``ferlight.live`` writes it for a
+folder (with the image's file name), and ``OUTDIR/<set>/photos.timing.json``. fer runs with
 its defaults, as a user gets it: ``FER(mtcnn=False)`` (OpenCV's Haar cascade, scaleFactor 1.1,
 minNeighbors 5, min face 50 px; its quantized TFLite emotion model). TensorFlow gets ``--threads``
 intra- and inter-op threads; OpenCV's thread count is left at its default.
 
 The timed part of a clip is decoding every frame (cv2.VideoCapture) and ``detect_emotions`` on it;
 model loading and one warm-up frame before each clip are not timed, nor is writing the outputs.
+Of a folder of photos: reading every image (cv2.imread) and ``detect_emotions`` on it, after one
+untimed warm-up call on the first.
 
 This file imports nothing from ferlight, and nothing but the standard library at module level, so
 that ferlight's tests can import it without fer, TensorFlow or OpenCV.
@@ -28,6 +34,8 @@ from pathlib import Path
 # fer's class order (FER._get_labels), which is also ferlight's label order
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 EXIT_ERROR = 2
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+PHOTOS = "photos"  # the stem of a photo folder's outputs: photos.jsonl, photos.timing.json
 
 
 class ClipError(Exception):
@@ -43,6 +51,21 @@ def find_clips(clips_dir: str | os.PathLike) -> list[tuple[str, Path]]:
     if not clips:
         raise ClipError(f"{root}: no clips (expected {root}/<set>/<clip>.mp4)")
     return clips
+
+
+def find_photos(photos_dir: str | os.PathLike) -> list[tuple[str, list[Path]]]:
+    """(set name, its images sorted by name) of every folder ``photos_dir/<set>`` holding images."""
+    root = Path(photos_dir)
+    if not root.is_dir():
+        raise ClipError(f"{root}: not a folder")
+    sets = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+        if images:
+            sets.append((folder.name, images))
+    if not sets:
+        raise ClipError(f"{root}: no photos (expected {root}/<set>/<name>.jpg)")
+    return sets
 
 
 def available_cores() -> int:
@@ -65,8 +88,12 @@ def face_record(face: dict) -> dict:
     }
 
 
-def frame_record(index: int, faces: list[dict]) -> dict:
-    return {"frame": index, "timestamp": None, "faces": [face_record(face) for face in faces]}
+def frame_record(index: int, faces: list[dict], image: str | None = None) -> dict:
+    record = {"frame": index, "timestamp": None}
+    if image is not None:  # a photo: ferlight.live names its image
+        record["image"] = image
+    record["faces"] = [face_record(face) for face in faces]
+    return record
 
 
 def open_clip(path: Path):
@@ -114,6 +141,27 @@ def run_clip(detector, path: Path) -> tuple[list[dict], float]:
     if not results:
         raise ClipError(f"{path}: no readable frames")
     return [frame_record(i, faces) for i, faces in enumerate(results)], seconds
+
+
+def read_photo(path: Path):
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ClipError(f"{path}: cannot read the image")
+    return image
+
+
+def run_photos(detector, paths: list[Path]) -> tuple[list[dict], float]:
+    """JSONL records of every photo of ``paths`` and the seconds spent reading and detecting them
+    (one untimed warm-up call on the first photo before)."""
+    detector.detect_emotions(read_photo(paths[0]))  # warm-up, not timed
+    results = []
+    start = time.perf_counter()
+    for path in paths:
+        results.append(detector.detect_emotions(read_photo(path)))
+    seconds = time.perf_counter() - start
+    return [frame_record(i, faces, path.name) for i, (path, faces) in enumerate(zip(paths, results))], seconds
 
 
 def write_outputs(out_dir: Path, set_name: str, clip: str, records: list[dict], timing: dict) -> Path:
@@ -173,8 +221,10 @@ def _tf_distribution() -> str | None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", required=True, help="folder of <set>/<clip>.mp4")
-    parser.add_argument("--out", required=True, help="output folder: <set>/<clip>.jsonl and .timing.json")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--clips", help="folder of <set>/<clip>.mp4")
+    source.add_argument("--photos", help="folder of <set>/<name>.jpg (or .jpeg, .png)")
+    parser.add_argument("--out", required=True, help="output folder: <set>/<clip>.jsonl and .timing.json (photos: <set>/photos.*)")
     parser.add_argument("--threads", type=int, default=available_cores(), help="TensorFlow threads (default: the cores available)")
     args = parser.parse_args(argv)
     if args.threads < 1:
@@ -186,8 +236,13 @@ def main(argv: list[str] | None = None, detector=None) -> int:
     """Run; ``detector`` replaces fer (tests). Returns the exit status."""
     args = parse_args(argv)
     try:
-        clips = find_clips(args.clips)
-        check_clips(clips)
+        if args.photos:
+            photo_sets = find_photos(args.photos)
+            clips = []
+        else:
+            clips = find_clips(args.clips)
+            check_clips(clips)
+            photo_sets = []
         if detector is None:
             detector, versions = load_fer(args.threads)
             # fer builds its TFLite interpreter itself, with TFLite's default thread count
@@ -198,20 +253,23 @@ def main(argv: list[str] | None = None, detector=None) -> int:
 
         cv_threads = cv2.getNumThreads()
         out = Path(args.out)
+
+        def timing_of(records: list, seconds: float) -> dict:
+            n = len(records)
+            return {"frames": n, "seconds": round(seconds, 4), "fps": round(n / seconds, 2) if seconds > 0 else None,
+                    "tf_threads": tf_threads, "cv_threads": cv_threads,
+                    "frames_with_faces": sum(1 for r in records if r["faces"]), "versions": versions}
+
         for set_name, path in clips:
             records, seconds = run_clip(detector, path)
-            n = len(records)
-            timing = {
-                "frames": n,
-                "seconds": round(seconds, 4),
-                "fps": round(n / seconds, 2) if seconds > 0 else None,
-                "tf_threads": tf_threads,
-                "cv_threads": cv_threads,
-                "frames_with_faces": sum(1 for r in records if r["faces"]),
-                "versions": versions,
-            }
+            n, timing = len(records), timing_of(records, seconds)
             write_outputs(out, set_name, path.stem, records, timing)
             print(f"{set_name}/{path.stem}: {n} frames, {timing['frames_with_faces']} with faces, {timing['fps']} fps", flush=True)
+        for set_name, paths in photo_sets:
+            records, seconds = run_photos(detector, paths)
+            n, timing = len(records), {"images": len(records), **timing_of(records, seconds)}
+            write_outputs(out, set_name, PHOTOS, records, timing)
+            print(f"{set_name}: {n} photos, {timing['frames_with_faces']} with faces, {timing['fps']} images/s", flush=True)
     except ClipError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
