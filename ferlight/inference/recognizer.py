@@ -44,11 +44,17 @@ from ferlight.inference.detection import DetectorOptions, FaceDetector, create_d
 from ferlight.inference.face_tracks import SMOOTHING, FaceTracker, check_smoothing
 from ferlight.inference.video import Frame, ImageSource, open_source
 from ferlight.models import LoadedModel
-from ferlight.options import INFERENCE_PRECISIONS, option
+from ferlight.options import INFERENCE_PRECISIONS, check_choice, option
 
 DETECT_EVERY = 10  # on video, search the whole frame every 10th frame, near known faces in between
 MERGE_IOU = 0.3  # a whole-frame box overlapping a near-search box this much is the same face
 IMAGES_PER_BATCH = 16  # photos of a folder whose faces go through the model together
+# Still images: each face and its mirror image go through the model and their probabilities are
+# averaged (the model was trained with random flips). On the photo benchmark's tuning set
+# (bench/RESULTS.md, "Photos") this got 64.4% of the found faces' emotions right against 61.5% for
+# the face alone; on video the one view is kept (its frame rate, and smoothing over frames).
+PHOTO_TTA_MODES = ("none", "flip")
+PHOTO_TTA = "flip"
 _DETECTOR_FIELDS = tuple(f.name for f in dataclasses.fields(DetectorOptions))
 
 
@@ -61,12 +67,16 @@ class RecognizerOptions:
     precision: Literal[INFERENCE_PRECISIONS] = option(
         AUTO, "auto (bf16 only where measured faster for one face on this machine), or as named"
     )
+    photo_tta: Literal[PHOTO_TTA_MODES] = option(
+        PHOTO_TTA, "still images: flip (each face and its mirror, probabilities averaged) or none; video frames take one view"
+    )
 
     def __post_init__(self) -> None:
         detect_every = self.detect_every
         if isinstance(detect_every, bool) or not isinstance(detect_every, int) or detect_every < 1:
             raise ConfigError(f"detect_every must be a positive integer, got {detect_every!r}")
         check_smoothing(self.smoothing)
+        check_choice("photo_tta", self.photo_tta, PHOTO_TTA_MODES)
 
 
 @dataclass(frozen=True)
@@ -142,7 +152,7 @@ class Recognizer:
 
     def __init__(self, model: LoadedModel, detector: FaceDetector | None = None, **options) -> None:
         """``detector``: default MTCNN with its tuned settings; ``options``: the fields of
-        :class:`RecognizerOptions` (``detect_every``, ``smoothing``, ``precision``)."""
+        :class:`RecognizerOptions` (``detect_every``, ``smoothing``, ``precision``, ``photo_tta``)."""
         options = RecognizerOptions(**options)
         # channels_last: 20-30% faster on CPU for these small conv nets (bench/RESULTS.md).
         self.model = model.model.eval().to(memory_format=torch.channels_last)
@@ -152,6 +162,7 @@ class Recognizer:
         self.detector = detector or create_detector()
         self.smoothing = options.smoothing
         self.detect_every = options.detect_every
+        self.photo_tta = options.photo_tta
         shape = (1, 1, self.crop_size, self.crop_size)  # one face: what a camera mostly shows
         self.precision = inference_decision(self.model, self.device, shape, channels_last=True, precision=options.precision)
 
@@ -179,15 +190,17 @@ class Recognizer:
         return cls(model, detector, **options)
 
     @torch.inference_mode()
-    def classify(self, faces: Sequence[np.ndarray]) -> np.ndarray:
-        """Probabilities (N x classes) for face crops of any size, BGR or grey, in one batch."""
+    def classify(self, faces: Sequence[np.ndarray], tta: str = "none") -> np.ndarray:
+        """Probabilities (N x classes) for face crops of any size, BGR or grey, in one batch;
+        ``tta="flip"`` averages each face's with its mirror image's."""
+        check_choice("test-time augmentation", tta, PHOTO_TTA_MODES)
         if not len(faces):
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         grey = [to_grey(_check_image(face)) for face in faces]
         batch = np.stack([cv2.resize(f, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA) for f in grey])
         x = normalize(torch.from_numpy(batch).to(self.device))
         with autocast(self.device, self.precision.dtype):
-            probabilities = tta_probabilities(self.model, x, "none", self.crop_size)
+            probabilities = tta_probabilities(self.model, x, tta, self.crop_size)
         return probabilities.cpu().numpy()
 
     def __call__(self, image: np.ndarray) -> list[Face]:
@@ -252,10 +265,11 @@ class Recognizer:
         for frame in frames:
             images.append(_check_image(frame.image))
             start = time.perf_counter()
-            boxes.append(self.detector.detect(images[-1]))
+            boxes.append(self.detector.detect_still(images[-1]))
             detect_ms.append((time.perf_counter() - start) * 1000)
         start = time.perf_counter()
-        probabilities = self.classify([crop for image, found in zip(images, boxes) for crop in face_crops(image, found)])
+        crops = [crop for image, found in zip(images, boxes) for crop in face_crops(image, found)]
+        probabilities = self.classify(crops, self.photo_tta)
         classify_ms = (time.perf_counter() - start) * 1000 / max(len(frames), 1)
         per_image = np.split(probabilities, np.cumsum([len(found) for found in boxes])[:-1])
         return [

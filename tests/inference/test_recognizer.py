@@ -108,7 +108,7 @@ def assert_same_faces(found, expected):
 def count_batches(monkeypatch, recognizer) -> list[int]:
     """The number of faces in each batch that goes through ``recognizer``'s model, from now on."""
     batches, classify = [], recognizer.classify
-    monkeypatch.setattr(recognizer, "classify", lambda faces: batches.append(len(faces)) or classify(faces))
+    monkeypatch.setattr(recognizer, "classify", lambda faces, *tta: batches.append(len(faces)) or classify(faces, *tta))
     return batches
 
 
@@ -349,3 +349,26 @@ def test_auto_precision_never_takes_bf16_without_native_bf16(tmp_path, checkpoin
     assert result.stdout.split() == ["32-true", "bf16-mixed"]
     with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
         Recognizer.from_checkpoint(checkpoint, precision="fp8")
+
+
+class OneBoxDetector(FaceDetector):
+    """Finds one face, at a fixed box, in any image."""
+
+    def detect(self, image):
+        return np.array([[20, 10, 48, 60]])
+
+
+def test_photos_average_each_face_with_its_mirror_and_video_takes_one_view(checkpoint):
+    image = np.random.default_rng(0).integers(0, 256, (100, 120, 3), dtype=np.uint8)
+    crop = face_crops(image, OneBoxDetector().detect(image))[0]
+    flip = Recognizer(load_model(checkpoint), OneBoxDetector(), precision="32-true")
+    one = Recognizer(load_model(checkpoint), OneBoxDetector(), precision="32-true", photo_tta="none")
+    assert flip.photo_tta == "flip" and RecognizerOptions().photo_tta == "flip"
+    face_only, mirrored = one.classify([crop])[0], one.classify([crop[:, ::-1]])[0]
+    assert not np.allclose(face_only, mirrored, atol=1e-4)
+    np.testing.assert_allclose(list(flip(image)[0].probabilities.values()), (face_only + mirrored) / 2, atol=1e-5)
+    np.testing.assert_allclose(list(one(image)[0].probabilities.values()), face_only, atol=1e-5)
+    video = next(flip.process_video([image]))  # frames of a video: one view, no smoothing yet in frame 0
+    np.testing.assert_allclose(list(video.faces[0].probabilities.values()), face_only, atol=1e-5)
+    with pytest.raises(ConfigError):
+        RecognizerOptions(photo_tta="tencrop")
