@@ -104,17 +104,29 @@ def register_model(model_uri: str, name: str, score: float | None, tracking_uri:
 
 def promote_if_better(name: str, version: int, tracking_uri: str | None = None) -> bool:
     """Point ``name@champion`` at ``version`` if it has no champion yet or beats it on validation
-    accuracy; whether the alias moved."""
+    accuracy; whether the alias moved.
+
+    Two sweep workers finishing together may both find no champion and both create the alias; an
+    MLflow server on PostgreSQL refuses the second (a unique key), so the loser reads the champion
+    again and decides against it."""
+    from mlflow.exceptions import MlflowException
+
     registry = client(tracking_uri)
     score = _score(registry.get_model_version(name, str(version)))
-    try:
-        champion = registry.get_model_version_by_alias(name, CHAMPION)
-    except Exception:  # no champion yet
-        champion = None
-    if champion is not None and (score is None or _score(champion) is not None and score <= _score(champion)):
-        return False
-    registry.set_registered_model_alias(name, CHAMPION, str(version))
-    return True
+    for attempt in range(2):
+        try:
+            champion = registry.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:  # no champion yet
+            champion = None
+        if champion is not None and (score is None or _score(champion) is not None and score <= _score(champion)):
+            return False
+        try:
+            registry.set_registered_model_alias(name, CHAMPION, str(version))
+            return True
+        except MlflowException:
+            if attempt:
+                raise
+    return False  # not reached
 
 
 def _score(version) -> float | None:

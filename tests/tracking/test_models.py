@@ -57,6 +57,36 @@ def test_champion_moves_only_on_a_better_validation_accuracy(logged, mlflow_stor
     assert int(champion.version) == 3
 
 
+def test_a_champion_set_by_another_worker_meanwhile_is_judged_again(logged, mlflow_store, monkeypatch):
+    """The race of two workers that both find no champion: the second's write is refused (as an MLflow
+    server on PostgreSQL refuses it), so it reads the champion the first set and keeps it if better."""
+    from mlflow.exceptions import MlflowException
+
+    _, uri = logged
+    first, second = (models.register_model(uri, "fer", score, mlflow_store) for score in (0.6, 0.5))
+    registry = tracking.client(mlflow_store)
+    real_read, real_write = registry.get_model_version_by_alias, registry.set_registered_model_alias
+    state = {"reads": 0}
+
+    def read(name, alias):  # the second worker's first read comes before the first worker's write
+        state["reads"] += 1
+        if state["reads"] == 1:
+            raise MlflowException("no alias")
+        return real_read(name, alias)
+
+    def write(name, alias, version):  # the first worker wins the race
+        if state["reads"] == 1:
+            real_write(name, alias, str(first))
+            raise MlflowException("duplicate key value violates unique constraint")
+        return real_write(name, alias, version)
+
+    monkeypatch.setattr(registry, "get_model_version_by_alias", read)
+    monkeypatch.setattr(registry, "set_registered_model_alias", write)
+    monkeypatch.setattr(models, "client", lambda uri=None: registry)
+    assert models.promote_if_better("fer", second, mlflow_store) is False  # 0.5 does not beat 0.6
+    assert int(real_read("fer", models.CHAMPION).version) == first
+
+
 def test_bad_uris_and_names_are_one_line(logged, mlflow_store):
     _, uri = logged
     for bad in ("models:/nobody/1", "models:/nobody@champion", "runs:/0123456789abcdef/model"):
