@@ -29,7 +29,7 @@ import numpy as np
 
 from ferlight.errors import ConfigError, first_line
 from ferlight.inference.boxes import box_iou
-from ferlight.inference.mtcnn import STILL_THRESHOLDS, MtcnnFaces
+from ferlight.inference.mtcnn import MtcnnFaces
 from ferlight.options import DETECTORS, check_choice, option, options_for
 
 # MTCNN by default: on the live benchmark's tuning clips (bench/RESULTS.md) the whole pipeline got
@@ -146,11 +146,6 @@ class FaceDetector:
         found = self.find(_resize(self.prepare(image), scale), max(1, round(self.min_face * scale)), None)
         return _clip(found / scale, image.shape)
 
-    def detect_still(self, image: np.ndarray) -> np.ndarray:
-        """Every face in a still image, searched once with nothing to track: as :meth:`detect`
-        unless a detector searches stills harder (MTCNN's early stages keep more candidates)."""
-        return self.detect(image)
-
     def detect_near(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """The face found near each box (at most one each, near-duplicates dropped), as int boxes."""
         height, width = image.shape[:2]
@@ -243,11 +238,7 @@ class YuNetDetector(FaceDetector):
 class MtcnnDetector(FaceDetector):
     """MTCNN (:mod:`ferlight.inference.mtcnn`, shipped weights) on the grey frame: on the live
     benchmark's tuning clips it got 2,145 of 2,160 frames right on grey and 2,135 on colour (10
-    false faces against none), and grey and colour frames give the same boxes.
-
-    A still image (:meth:`detect_still`) is searched with :data:`~ferlight.inference.mtcnn.STILL_THRESHOLDS`
-    (looser first stages, a stricter last one; with a ``face_probability`` other than the default,
-    that one for the last stage): nothing tracked there can find a face missed once."""
+    false faces against none), and grey and colour frames give the same boxes."""
 
     def __init__(
         self, min_face: int = MTCNN_MIN_FACE, detect_scale: float = DETECT_SCALE, face_probability: float = FACE_PROBABILITY
@@ -256,22 +247,12 @@ class MtcnnDetector(FaceDetector):
         if not 0 <= face_probability < 1:
             raise ConfigError(f"face_probability must be in [0, 1), got {face_probability!r}")
         self.faces = MtcnnFaces(face_probability=face_probability)
-        last = STILL_THRESHOLDS[2] if face_probability == FACE_PROBABILITY else face_probability
-        self.still_thresholds = (*STILL_THRESHOLDS[:2], last)
-        self._thresholds = None  # the stages' thresholds of the search under way (None: the video ones)
-
-    def detect_still(self, image: np.ndarray) -> np.ndarray:
-        self._thresholds = self.still_thresholds
-        try:
-            return self.detect(image)
-        finally:
-            self._thresholds = None
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         return to_grey(image)
 
     def find(self, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
-        found = self.faces(cv2.cvtColor(to_grey(image), cv2.COLOR_GRAY2RGB), min_size, max_size, self._thresholds)
+        found = self.faces(cv2.cvtColor(to_grey(image), cv2.COLOR_GRAY2RGB), min_size, max_size)
         return _sized(np.column_stack([found[:, :2], found[:, 2:4] - found[:, :2]]), min_size, max_size)
 
 

@@ -25,11 +25,6 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "mtcnn.pt"
 # 45 px as the smallest (some sizes fall between its scales), 0.8 missed 26.
 PYRAMID_STEP = 0.8
 THRESHOLDS = (0.6, 0.7, 0.7)
-# Still images (a photo is searched once, with no later frame to find a missed face in): the first
-# two stages keep more candidates and the last is stricter. On the photo benchmark's tuning set
-# (bench/RESULTS.md, "Photos") 735 of 778 faces were found with 6 false boxes, against 711 and 3
-# with THRESHOLDS ((0.4, 0.5, 0.7): 732 and 7; (0.3, 0.4, 0.7): 741 and 12).
-STILL_THRESHOLDS = (0.3, 0.4, 0.8)
 
 
 def _conv(in_channels: int, out_channels: int, kernel: int) -> list[nn.Module]:
@@ -140,22 +135,19 @@ class MtcnnFaces:
         self.thresholds = (*THRESHOLDS[:2], face_probability)
 
     @torch.inference_mode()
-    def __call__(
-        self, rgb: np.ndarray, min_size: int, max_size: int | None = None, thresholds: tuple[float, float, float] | None = None
-    ) -> np.ndarray:
+    def __call__(self, rgb: np.ndarray, min_size: int, max_size: int | None = None) -> np.ndarray:
         """Faces of side about ``min_size`` to ``max_size`` px in an RGB uint8 image, as rows
-        ``x1, y1, x2, y2, probability``; ``thresholds``: each stage's (default: ``self.thresholds``)."""
-        thresholds = thresholds or self.thresholds
-        boxes = self._propose(rgb, min_size, max_size, thresholds[0])
+        ``x1, y1, x2, y2, probability``."""
+        boxes = self._propose(rgb, min_size, max_size)
         if len(boxes):  # R-Net
-            boxes = self._refine(self.rnet, rgb, boxes, 24, thresholds[1])
+            boxes = self._refine(self.rnet, rgb, boxes, 24, self.thresholds[1])
             boxes = _square(_regress(*_suppress(boxes, 0.7)))
         if len(boxes):  # O-Net
-            boxes = _regress(*self._refine(self.onet, rgb, boxes, 48, thresholds[2]))
+            boxes = _regress(*self._refine(self.onet, rgb, boxes, 48, self.thresholds[2]))
             boxes = boxes[_nms(boxes, 0.7, overlap_of_smaller=True)]
         return boxes
 
-    def _propose(self, rgb: np.ndarray, min_size: int, max_size: int | None, threshold: float) -> np.ndarray:
+    def _propose(self, rgb: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
         """P-Net's candidates over the pyramid: square boxes, fewest per face after suppression."""
         height, width = rgb.shape[:2]
         scale, boxes, offsets = 12 / min_size, [np.zeros((0, 5))], [np.zeros((0, 4))]
@@ -163,7 +155,7 @@ class MtcnnFaces:
             resized = cv2.resize(rgb, (int(width * scale + 1), int(height * scale + 1)), interpolation=cv2.INTER_AREA)
             probability, offset = self.pnet(_normalise(resized[None]))
             probability, offset = probability[0].numpy(), offset[0].numpy()
-            rows, cols = np.nonzero(probability >= threshold)
+            rows, cols = np.nonzero(probability >= self.thresholds[0])
             corner = np.column_stack([cols, rows]) * 2  # the window's place at stride 2
             found = np.column_stack([np.floor((corner + 1) / scale), np.floor((corner + 12) / scale), probability[rows, cols]])
             found, offset = _suppress((found, offset[:, rows, cols].T), 0.5)

@@ -265,7 +265,7 @@ class Recognizer:
         for frame in frames:
             images.append(_check_image(frame.image))
             start = time.perf_counter()
-            boxes.append(self.detector.detect_still(images[-1]))
+            boxes.append(self.detector.detect(images[-1]))
             detect_ms.append((time.perf_counter() - start) * 1000)
         start = time.perf_counter()
         crops = [crop for image, found in zip(images, boxes) for crop in face_crops(image, found)]

@@ -4,7 +4,7 @@ honours the size range it is asked for."""
 import numpy as np
 import torch
 
-from ferlight.inference.mtcnn import STILL_THRESHOLDS, THRESHOLDS, WEIGHTS, MtcnnFaces, PNet, _crops, _nms, onet, rnet
+from ferlight.inference.mtcnn import WEIGHTS, MtcnnFaces, PNet, _crops, _nms, onet, rnet
 from ferlight.testing.live_clips import PHOTO_FACES, photo
 
 
@@ -38,27 +38,3 @@ def test_one_box_per_face_within_the_size_range_asked_for():
     centre = (found[0, :2] + found[0, 2:4]) / 2
     assert np.abs(centre - (x + w / 2, y + h / 2)).max() < 0.15 * w
     assert len(faces(rgb, min_size=40, max_size=50)) == 0  # the face is about 100 px
-
-
-def test_still_images_are_searched_with_the_still_thresholds_and_video_with_the_published_ones(monkeypatch):
-    from ferlight.inference.detection import MtcnnDetector
-
-    seen = []
-    original = MtcnnFaces.__call__
-
-    def spy(self, rgb, min_size, max_size=None, thresholds=None):
-        seen.append(thresholds or self.thresholds)
-        return original(self, rgb, min_size, max_size, thresholds)
-
-    monkeypatch.setattr(MtcnnFaces, "__call__", spy)
-    image = np.full((60, 80), 128, dtype=np.uint8)
-    detector = MtcnnDetector()
-    detector.detect_still(image)
-    detector.detect(image)
-    detector.detect_near(image, np.array([[10, 10, 40, 40]]))
-    assert seen == [STILL_THRESHOLDS, THRESHOLDS, THRESHOLDS]
-    assert STILL_THRESHOLDS[0] < THRESHOLDS[0] and STILL_THRESHOLDS[2] > THRESHOLDS[2]
-    seen.clear()
-    MtcnnDetector(face_probability=0.9).detect_still(image)  # the user's last-stage threshold holds for stills too
-    assert seen == [(*STILL_THRESHOLDS[:2], 0.9)]
-
