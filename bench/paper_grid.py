@@ -19,8 +19,10 @@ cut off on this machine continues from its ``last.ckpt`` (``--resume auto``).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,7 @@ GRID = ROOT / "sweeps" / "paper_grid.yaml"
 EXTENSION = ROOT / "sweeps" / "paper_grid_extension.yaml"
 RESULTS = ROOT / "results" / "paper_grid.jsonl"
 EXPERIMENT = "paper-grid"
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 # The protocol of every row, fixed before the first run. The paper gives architecture, optimizer and
 # batch size; it is silent on epochs, learning rate, schedule, augmentation and seed. Its model
 # summaries are Keras's, whose Adam and RMSprop both default to lr 1e-3 (PyTorch's RMSprop default,
@@ -189,6 +192,15 @@ def trained_with(params: dict) -> dict:
     return {name: kind(params[name]) for name, kind in kinds.items()}
 
 
+def end_with_parent() -> None:
+    """In the child: be killed when the runner dies (Linux), so that a runner stopped mid-row leaves
+    no orphan training that the next runner's resumed row would race; elsewhere, nothing."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (AttributeError, OSError):
+        pass
+
+
 def train_row(point: dict, args: argparse.Namespace) -> dict | None:
     """Train one row with ``python -m ferlight.fit`` (its log in ``--log-dir``); its record, or None if it failed."""
     command = fit_command(point, args)
@@ -196,7 +208,8 @@ def train_row(point: dict, args: argparse.Namespace) -> dict | None:
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"{time.strftime('%H:%M:%S')} {row_id(point)}: training (log {log})", flush=True)
     with log.open("a") as out:
-        status = subprocess.run([sys.executable, *command[1:]], stdout=out, stderr=subprocess.STDOUT).returncode
+        status = subprocess.run([sys.executable, *command[1:]], stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=end_with_parent).returncode
     if status != 0:
         print(f"{row_id(point)}: ferlight.fit exited with status {status}; see {log}", file=sys.stderr, flush=True)
         return None

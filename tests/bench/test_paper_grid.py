@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -64,6 +65,37 @@ def test_a_results_file_with_some_rows_makes_the_runner_train_only_the_others(tm
 
     third = grid(tmp_path, tiny_csv, "--epochs", "1", "--rows", *ROWS)
     assert third.returncode == 0 and "0 to train" in third.stdout and len(finished_runs(tmp_path)) == 3
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (any of its threads may have started them)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from Linux's /proc")
+def test_a_runner_killed_mid_row_leaves_no_training_behind(tmp_path, tiny_csv):
+    env = {**os.environ, "FERLIGHT_CACHE": str(tmp_path / "cache")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    runner = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "paper_grid.py"), "--data", str(tiny_csv), "--accelerator", "cpu",
+         "--precision", "32-true", "--epochs", "500", "--output", str(tmp_path / "grid.jsonl"), "--rows", ROWS[0]],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob("checkpoints/*/*/checkpoints/last.ckpt")):  # the row's fit is training
+        assert time.monotonic() < deadline and runner.poll() is None
+        time.sleep(0.2)
+    (fit,) = children(runner.pid)
+    runner.kill()
+    runner.wait()
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{fit}").exists() and Path(f"/proc/{fit}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the row's ferlight.fit outlived its runner"
+        time.sleep(0.1)
 
 
 def test_a_results_file_of_another_scale_is_refused_in_one_line(tmp_path, tiny_csv):
