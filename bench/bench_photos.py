@@ -142,6 +142,10 @@ def outcomes(truth: dict, records: dict[str, list[dict]], direct: dict[int, int]
     return faces, false
 
 
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
 @dataclass
 class Tally:
     """Counts over a group of faces (and the photos and false detections that go with it)."""
@@ -165,19 +169,19 @@ class Tally:
 
     @property
     def right_of_all(self) -> float | None:
-        return self.right / self.labelled if self.labelled else None
+        return _share(self.right, self.labelled)
 
     @property
     def right_of_found(self) -> float | None:
-        return self.right / self.labelled_found if self.labelled_found else None
+        return _share(self.right, self.labelled_found)
 
     @property
     def direct_of_all(self) -> float | None:
-        return self.direct_right / self.labelled if self.labelled else None
+        return _share(self.direct_right, self.labelled)
 
     @property
     def direct_of_found(self) -> float | None:
-        return self.direct_right_found / self.labelled_found if self.labelled_found else None
+        return _share(self.direct_right_found, self.labelled_found)
 
     @property
     def gap(self) -> tuple[float, float] | None:

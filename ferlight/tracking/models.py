@@ -113,20 +113,21 @@ def promote_if_better(name: str, version: int, tracking_uri: str | None = None) 
 
     registry = client(tracking_uri)
     score = _score(registry.get_model_version(name, str(version)))
-    for attempt in range(2):
+
+    def claim() -> bool:
         try:
             champion = registry.get_model_version_by_alias(name, CHAMPION)
         except MlflowException:  # no champion yet
             champion = None
         if champion is not None and (score is None or _score(champion) is not None and score <= _score(champion)):
             return False
-        try:
-            registry.set_registered_model_alias(name, CHAMPION, str(version))
-            return True
-        except MlflowException:
-            if attempt:
-                raise
-    return False  # not reached
+        registry.set_registered_model_alias(name, CHAMPION, str(version))
+        return True
+
+    try:
+        return claim()
+    except MlflowException:  # another worker set the alias between this one's read and its write
+        return claim()
 
 
 def _score(version) -> float | None:

@@ -7,9 +7,7 @@ when standard output is not a terminal, or when the bar is turned off.
 
 from __future__ import annotations
 
-import sys
 import time
-from typing import TextIO
 
 from lightning.pytorch.callbacks import Callback
 
@@ -19,8 +17,7 @@ FIGURES = ("train/loss", "train/acc", "val/loss", "val/acc", "val/f1_macro")
 class EpochLines(Callback):
     """Print ``epoch 3/30: train/loss 1.234, ..., val/acc 0.512 (41 s)`` after each epoch (rank 0 only)."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream
+    def __init__(self) -> None:
         self.started = time.monotonic()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -32,4 +29,4 @@ class EpochLines(Callback):
         metrics = trainer.callback_metrics
         figures = ", ".join(f"{name} {float(metrics[name]):.4f}" for name in FIGURES if name in metrics)
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {figures} ({time.monotonic() - self.started:.0f} s)",
-              file=self.stream or sys.stdout, flush=True)
+              flush=True)
