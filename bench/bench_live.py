@@ -11,7 +11,8 @@ overrides (fields of DetectorOptions and RecognizerOptions, as ``Recognizer.from
 takes them) to compare settings; ``--ceiling`` adds the same detector searching every whole frame at full size, the most
 that scaling, near-face search and tracking could keep. Scores (:mod:`ferlight.testing.live_scoring`): frames with exactly the right faces,
 missed and false faces, track-id switches on faces that stay in view, label changes per 100
-frames; speed: fps over all frames of the set, and over the one-face clips, with detection and
+frames; speed: fps over all frames of the set, over the one-face clips and over the clips with two
+faces wholly in view, with detection and
 classification ms per frame. ``--peer`` runs the ``fer`` package (``bench/peer_fer.py``, its own
 virtual environment) on the same clips right after, and prints its rows and the fps ratio.
 """
@@ -35,7 +36,10 @@ from ferlight.inference.recognizer import Recognizer
 from ferlight.testing.live_clips import read_truth
 from ferlight.testing.live_scoring import LiveScore, score_clip
 
+# Clip kinds (ferlight.testing.live_clips.CLIP_KINDS) timed on their own: one face, and two faces
+# that stay wholly in the frame.
 ONE_FACE = ("one-still", "one-slow", "one-fast", "one-large")
+TWO_FACES = ("two-second-enters", "two-small-blurred", "two-dark-jpeg")
 
 
 def parse_value(text: str):
@@ -83,8 +87,9 @@ def bench_peer(clips: Path, set_name: str, workdir: Path) -> dict[str, tuple]:
 
 
 def summarise(results: dict[str, tuple], truths: dict[str, dict]) -> dict:
-    total, one_face = LiveScore(), [0, 0.0]
+    total = LiveScore()
     frames = seconds = detect = classify = 0.0
+    timed = {kinds: [0, 0.0] for kinds in (ONE_FACE, TWO_FACES)}  # frames, seconds
     per_clip = {}
     for clip, (records, n, secs, det, cls) in results.items():
         score = score_clip(truths[clip], records)
@@ -93,14 +98,17 @@ def summarise(results: dict[str, tuple], truths: dict[str, dict]) -> dict:
         frames, seconds = frames + n, seconds + secs
         detect += det or 0.0
         classify += cls or 0.0
-        if clip.rsplit("-", 1)[0] in ONE_FACE:  # KIND-SEED
-            one_face[0] += n
-            one_face[1] += secs
+        for kinds, sums in timed.items():
+            if clip.rsplit("-", 1)[0] in kinds:  # KIND-SEED
+                sums[0] += n
+                sums[1] += secs
+    fps = {kinds: n / secs if secs else float("nan") for kinds, (n, secs) in timed.items()}
     return {
         "score": total,
         "per_clip": per_clip,
         "fps": frames / seconds,
-        "fps_one_face": one_face[0] / one_face[1] if one_face[1] else float("nan"),
+        "fps_one_face": fps[ONE_FACE],
+        "fps_two_faces": fps[TWO_FACES],
         "detect_ms": detect / frames,
         "classify_ms": classify / frames,
     }
@@ -111,14 +119,14 @@ def row(name: str, set_name: str, s: dict, timed_stages: bool = True) -> str:
     stages = f"{s['detect_ms']:.1f} | {s['classify_ms']:.1f}" if timed_stages else "- | -"
     return (
         f"| {name} | {set_name} | {sc.right_frames}/{sc.frames} ({100 * sc.right_rate:.1f}%) | {sc.missed}/{sc.faces} | "
-        f"{sc.false} | {sc.switches} | {sc.flicker_per_100:.1f} | {s['fps']:.1f} | {s['fps_one_face']:.1f} | {stages} |"
+        f"{sc.false} | {sc.switches} | {sc.flicker_per_100:.1f} | {s['fps']:.1f} | {s['fps_one_face']:.1f} | {s['fps_two_faces']:.1f} | {stages} |"
     )
 
 
 HEADER = (
     "| system | clips | frames right | missed faces | false faces | id switches | label changes /100 frames "
-    "| fps (all clips) | fps (one face) | detection ms/frame | classification ms/frame |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
+    "| fps (all clips) | fps (one face) | fps (two faces) | detection ms/frame | classification ms/frame |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -152,13 +160,13 @@ def main() -> None:
             print(f"{set_name}: ferlight done in {time.perf_counter() - start:.0f} s", file=sys.stderr)
             if args.per_clip:
                 for clip, sc in ours["per_clip"].items():
-                    lines.append(f"|   {clip} | {set_name} | {sc.right_frames}/{sc.frames} | {sc.missed}/{sc.faces} | {sc.false} | {sc.switches} | {sc.flicker_per_100:.1f} | | | | |")
+                    lines.append(f"|   {clip} | {set_name} | {sc.right_frames}/{sc.frames} | {sc.missed}/{sc.faces} | {sc.false} | {sc.switches} | {sc.flicker_per_100:.1f} | | | | | |")
             if exhaustive:
                 lines.append(row("the detector alone (full size, every frame)", set_name, summarise(bench_ferlight(exhaustive, videos, workdir, False), truths)))
             if args.peer:
                 peer = summarise(bench_peer(args.clips, set_name, workdir), truths)
                 lines.append(row("fer package (peer)", set_name, peer, timed_stages=False))
-                lines.append(f"| fps ratio ferlight / fer | {set_name} | | | | | | {ours['fps'] / peer['fps']:.2f}x | {ours['fps_one_face'] / peer['fps_one_face']:.2f}x | | |")
+                lines.append(f"| fps ratio ferlight / fer | {set_name} | | | | | | {ours['fps'] / peer['fps']:.2f}x | {ours['fps_one_face'] / peer['fps_one_face']:.2f}x | {ours['fps_two_faces'] / peer['fps_two_faces']:.2f}x | | |")
     print(f"{describe_machine()}; torch {torch.__version__} ({args.torch_threads} thread), OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)\n")
     print(HEADER)
     print("\n".join(lines))

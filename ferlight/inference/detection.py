@@ -252,7 +252,7 @@ class MtcnnDetector(FaceDetector):
         return to_grey(image)
 
     def find(self, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
-        found = self.faces(cv2.cvtColor(to_grey(image), cv2.COLOR_GRAY2RGB), min_size, max_size)
+        found = self.faces(to_grey(image), min_size, max_size)
         return _sized(np.column_stack([found[:, :2], found[:, 2:4] - found[:, :2]]), min_size, max_size)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import copy
+
 import cv2
 import numpy as np
 import torch
@@ -75,15 +77,38 @@ def onet() -> _CropNet:
     return _CropNet(body, 1152, 256)
 
 
+def for_grey(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` that takes one grey channel: its first convolution's weights summed over
+    R, G and B. On a grey image (R = G = B) it gives what ``net`` gives on the three-channel copy,
+    with a third of the input to resize and convolve."""
+    grey = copy.deepcopy(net)
+    first = grey.body[0]
+    folded = nn.Conv2d(1, first.out_channels, first.kernel_size)
+    folded.weight.data = first.weight.data.sum(1, keepdim=True)
+    folded.bias.data = first.bias.data.clone()
+    # Channels-last weights keep the activations channels-last, as a permuted RGB input makes them:
+    # the pooling layers run about 3x faster on that layout than on NCHW (1 thread).
+    grey.body[0] = folded.to(memory_format=torch.channels_last)
+    return grey.eval()
+
+
 def _normalise(images: np.ndarray) -> torch.Tensor:
-    """RGB uint8 N x H x W x 3 as MTCNN was trained on: N x 3 x H x W in [-1, 1]."""
-    return (torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() - 127.5) * 0.0078125
+    """uint8 images, N x H x W x 3 (RGB) or N x H x W (grey), as MTCNN was trained on: N x C x H x W
+    in [-1, 1]."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images))
+    tensor = tensor[:, None] if tensor.ndim == 3 else tensor.permute(0, 3, 1, 2)
+    return (tensor.float() - 127.5) * 0.0078125
 
 
 def _nms(boxes: np.ndarray, threshold: float, overlap_of_smaller: bool = False) -> np.ndarray:
     """Greedy non-maximum suppression on rows ``x1, y1, x2, y2, score``: the indices kept. Overlap
     is IoU, or the intersection over the smaller box (MTCNN's last stage, which drops a box inside
-    another)."""
+    another). IoU goes to OpenCV's ``NMSBoxes`` (the same greedy rule, 10-40x faster than numpy
+    here); OpenCV has no intersection-over-smaller, which runs once an image on few boxes."""
+    if not overlap_of_smaller:
+        corners = boxes[:, :4].astype(np.float64)
+        kept = cv2.dnn.NMSBoxes(np.column_stack([corners[:, :2], corners[:, 2:] - corners[:, :2]]), boxes[:, 4].astype(np.float32), 0.0, threshold)
+        return np.asarray(kept, dtype=int).reshape(-1)
     order = np.argsort(-boxes[:, 4])
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     keep = []
@@ -93,8 +118,7 @@ def _nms(boxes: np.ndarray, threshold: float, overlap_of_smaller: bool = False) 
         width = np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0])
         height = np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1])
         inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-        union = np.minimum(area[i], area[rest]) if overlap_of_smaller else area[i] + area[rest] - inter
-        order = rest[inter / np.maximum(union, 1e-9) <= threshold]
+        order = rest[inter / np.maximum(np.minimum(area[i], area[rest]), 1e-9) <= threshold]
     return np.array(keep, dtype=int)
 
 
@@ -115,7 +139,7 @@ def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """Each box's pixels (zero past the image's edge; all zero for a box outside it or under 2 px)
     resized to ``size`` x ``size``."""
     height, width = image.shape[:2]
-    crops = np.zeros((len(boxes), size, size, 3), dtype=np.uint8)
+    crops = np.zeros((len(boxes), size, size, *image.shape[2:]), dtype=np.uint8)
     for crop, (x1, y1, x2, y2) in zip(crops, np.rint(boxes[:, :4]).astype(int)):
         if x2 - x1 >= 2 and y2 - y1 >= 2 and x2 > 0 and y2 > 0 and x1 < width and y1 < height:
             crop[:] = cv2.resize(cut(image, (x1, y1, x2 - x1, y2 - y1), "zero"), (size, size), interpolation=cv2.INTER_AREA)
@@ -123,7 +147,7 @@ def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
 
 
 class MtcnnFaces:
-    """The three networks with their weights, run as one cascade on an RGB image."""
+    """The three networks with their weights, run as one cascade on an RGB or a grey image."""
 
     def __init__(self, weights: str | Path = WEIGHTS, face_probability: float = THRESHOLDS[2]) -> None:
         """``face_probability``: what O-Net's verdict needs (the earlier stages keep theirs)."""
@@ -132,28 +156,32 @@ class MtcnnFaces:
         for name in ("pnet", "rnet", "onet"):
             getattr(self, name).load_state_dict(state[name])
             getattr(self, name).eval()
+        self.grey_nets = tuple(for_grey(net) for net in (self.pnet, self.rnet, self.onet))
         self.thresholds = (*THRESHOLDS[:2], face_probability)
 
     @torch.inference_mode()
-    def __call__(self, rgb: np.ndarray, min_size: int, max_size: int | None = None) -> np.ndarray:
-        """Faces of side about ``min_size`` to ``max_size`` px in an RGB uint8 image, as rows
-        ``x1, y1, x2, y2, probability``."""
-        boxes = self._propose(rgb, min_size, max_size)
+    def __call__(self, image: np.ndarray, min_size: int, max_size: int | None = None) -> np.ndarray:
+        """Faces of side about ``min_size`` to ``max_size`` px in an RGB (H x W x 3) or grey (H x W)
+        uint8 image, as rows ``x1, y1, x2, y2, probability``."""
+        pnet, rnet, onet = self.grey_nets if image.ndim == 2 else (self.pnet, self.rnet, self.onet)
+        boxes = self._propose(pnet, image, min_size, max_size)
         if len(boxes):  # R-Net
-            boxes = self._refine(self.rnet, rgb, boxes, 24, self.thresholds[1])
+            boxes = self._refine(rnet, image, boxes, 24, self.thresholds[1])
             boxes = _square(_regress(*_suppress(boxes, 0.7)))
         if len(boxes):  # O-Net
-            boxes = _regress(*self._refine(self.onet, rgb, boxes, 48, self.thresholds[2]))
+            boxes = _regress(*self._refine(onet, image, boxes, 48, self.thresholds[2]))
             boxes = boxes[_nms(boxes, 0.7, overlap_of_smaller=True)]
         return boxes
 
-    def _propose(self, rgb: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
+    def _propose(self, pnet: nn.Module, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
         """P-Net's candidates over the pyramid: square boxes, fewest per face after suppression."""
-        height, width = rgb.shape[:2]
+        height, width = image.shape[:2]
         scale, boxes, offsets = 12 / min_size, [np.zeros((0, 5))], [np.zeros((0, 4))]
         while min(height, width) * scale >= 12 and (max_size is None or 12 / scale <= max_size):
-            resized = cv2.resize(rgb, (int(width * scale + 1), int(height * scale + 1)), interpolation=cv2.INTER_AREA)
-            probability, offset = self.pnet(_normalise(resized[None]))
+            # Each level from the whole image: resizing each from the level before is 3x cheaper but
+            # changed which faces were found (bench_photos tune: 709/778 and 5 false, against 711 and 3).
+            resized = cv2.resize(image, (int(width * scale + 1), int(height * scale + 1)), interpolation=cv2.INTER_AREA)
+            probability, offset = pnet(_normalise(resized[None]))
             probability, offset = probability[0].numpy(), offset[0].numpy()
             rows, cols = np.nonzero(probability >= self.thresholds[0])
             corner = np.column_stack([cols, rows]) * 2  # the window's place at stride 2
@@ -165,10 +193,10 @@ class MtcnnFaces:
         return _square(_regress(*_suppress((np.concatenate(boxes), np.concatenate(offsets)), 0.7)))
 
     @staticmethod
-    def _refine(net: nn.Module, rgb: np.ndarray, boxes: np.ndarray, size: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    def _refine(net: nn.Module, image: np.ndarray, boxes: np.ndarray, size: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """The boxes ``net`` scores at least ``threshold`` on their crops, with its new scores, and
         its offsets."""
-        probability, offsets = (out.numpy() for out in net(_normalise(_crops(rgb, boxes, size))))
+        probability, offsets = (out.numpy() for out in net(_normalise(_crops(image, boxes, size))))
         keep = probability >= threshold
         return np.column_stack([boxes[keep, :4], probability[keep]]), offsets[keep]
 

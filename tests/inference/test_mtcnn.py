@@ -4,7 +4,7 @@ honours the size range it is asked for."""
 import numpy as np
 import torch
 
-from ferlight.inference.mtcnn import WEIGHTS, MtcnnFaces, PNet, _crops, _nms, onet, rnet
+from ferlight.inference.mtcnn import WEIGHTS, MtcnnFaces, PNet, _crops, _nms, for_grey, onet, rnet
 from ferlight.testing.live_clips import PHOTO_FACES, photo
 
 
@@ -38,3 +38,14 @@ def test_one_box_per_face_within_the_size_range_asked_for():
     centre = (found[0, :2] + found[0, 2:4]) / 2
     assert np.abs(centre - (x + w / 2, y + h / 2)).max() < 0.15 * w
     assert len(faces(rgb, min_size=40, max_size=50)) == 0  # the face is about 100 px
+
+
+def test_a_grey_image_gives_the_boxes_of_its_three_channel_copy():
+    faces = MtcnnFaces()
+    grey = photo("astronaut")[:, :, 1].copy()
+    for net, size in zip((faces.pnet, faces.rnet, faces.onet), (12, 24, 48)):
+        x = torch.rand(3, 1, size, size) * 2 - 1
+        assert torch.allclose(for_grey(net)(x)[0], net(x.expand(-1, 3, -1, -1))[0], atol=1e-5)
+    on_grey, on_rgb = faces(grey, min_size=40), faces(np.repeat(grey[:, :, None], 3, axis=2), min_size=40)
+    assert len(on_grey) == len(on_rgb) >= 1
+    assert np.allclose(on_grey, on_rgb, atol=0.5)
