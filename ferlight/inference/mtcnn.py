@@ -160,14 +160,17 @@ class MtcnnFaces:
         self.thresholds = (*THRESHOLDS[:2], face_probability)
 
     @torch.inference_mode()
-    def __call__(self, image: np.ndarray, min_size: int, max_size: int | None = None) -> np.ndarray:
+    def __call__(self, image: np.ndarray, min_size: int, max_size: int | None = None, candidates: int | None = None) -> np.ndarray:
         """Faces of side about ``min_size`` to ``max_size`` px in an RGB (H x W x 3) or grey (H x W)
-        uint8 image, as rows ``x1, y1, x2, y2, probability``."""
+        uint8 image, as rows ``x1, y1, x2, y2, probability``. ``candidates``: at most this many of
+        R-Net's boxes, the most probable, go on to O-Net (the costliest stage), for a caller that
+        wants one face."""
         pnet, rnet, onet = self.grey_nets if image.ndim == 2 else (self.pnet, self.rnet, self.onet)
         boxes = self._propose(pnet, image, min_size, max_size)
         if len(boxes):  # R-Net
             boxes = self._refine(rnet, image, boxes, 24, self.thresholds[1])
             boxes = _square(_regress(*_suppress(boxes, 0.7)))
+            boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")[:candidates]]
         if len(boxes):  # O-Net
             boxes = _regress(*self._refine(onet, image, boxes, 48, self.thresholds[2]))
             boxes = boxes[_nms(boxes, 0.7, overlap_of_smaller=True)]

@@ -49,3 +49,12 @@ def test_a_grey_image_gives_the_boxes_of_its_three_channel_copy():
     on_grey, on_rgb = faces(grey, min_size=40), faces(np.repeat(grey[:, :, None], 3, axis=2), min_size=40)
     assert len(on_grey) == len(on_rgb) >= 1
     assert np.allclose(on_grey, on_rgb, atol=0.5)
+
+
+def test_candidates_caps_the_boxes_that_reach_the_last_stage():
+    faces = MtcnnFaces()
+    grey = photo("astronaut")[:, :, 1]
+    two = np.ascontiguousarray(np.concatenate([grey, grey], axis=1))
+    assert len(faces(two, min_size=40)) == 2
+    (best,) = faces(two, min_size=40, candidates=1)
+    assert best[4] > 0.99
