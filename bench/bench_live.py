@@ -39,7 +39,7 @@ from ferlight.testing.live_scoring import LiveScore, score_clip
 # Clip kinds (ferlight.testing.live_clips.CLIP_KINDS) timed on their own: one face, and two faces
 # that stay wholly in the frame.
 ONE_FACE = ("one-still", "one-slow", "one-fast", "one-large")
-TWO_FACES = ("two-second-enters", "two-small-blurred", "two-dark-jpeg")
+TWO_FACES = ("two-second-enters", "two-small-blurred", "two-dark-jpeg", "two-clean")
 
 
 def parse_value(text: str):

@@ -9,7 +9,9 @@ set per call): 640 x 480, 90 frames at 15 fps, MPEG-4 (mp4v), with ``NAME.truth.
 each. Faces: the photographs that scikit-image and matplotlib ship and, with ``--data``, FER2013
 faces (tune: PublicTest, heldout: PrivateTest). Deterministic: the two calls above write the
 benchmark's 48 clips a set (bench/RESULTS.md); each call draws its FER2013 faces from the same
-pool of 96 per set, so seeds 2 and 3 bring new clips, not new faces.
+pool of 96 per set, so seeds 2 and 3 bring new clips, not new faces. Every call also writes the
+three ``clean`` clips (:func:`ferlight.testing.live_clips.make_clean_clips`: two photographed
+faces on a plain wall), a speed check beside ``fer`` that no setting is tuned on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from ferlight.data import load_fer2013
-from ferlight.testing.live_clips import SEEDS, SETS, make_clip_set
+from ferlight.testing.live_clips import SEEDS, SETS, make_clean_clips, make_clip_set
 
 
 def main() -> None:
@@ -31,6 +33,8 @@ def main() -> None:
     for set_name in SETS:
         for video in make_clip_set(args.out, set_name, fer, tuple(args.seeds)):
             print(video)
+    for video in make_clean_clips(args.out):
+        print(video)
 
 
 if __name__ == "__main__":

@@ -375,6 +375,41 @@ def make_clip_set(out: str | os.PathLike, set_name: str, fer=None, seeds: tuple[
     return videos
 
 
+# The "clean" clips: two photographed faces, side by side, drifting slowly over a plain wall, as
+# a webcam sees two people. Not for tuning: a speed check beside the fer package, whose Haar
+# cascade finds thousands of false faces on the other sets' busy backgrounds (each classified),
+# which slows it down far more than a real scene would. (photograph, face side px) per clip.
+CLEAN_CLIPS = (("hopper", 120), ("hopper", 160), ("astronaut", 130))
+
+
+def plain_wall(size: tuple[int, int] = SIZE) -> np.ndarray:
+    """A smooth, slightly warm grey gradient (BGR), like a lit wall."""
+    width, height = size
+    rows, cols = np.mgrid[0:height, 0:width]
+    wall = 150 + 40 * cols / width - 20 * rows / height
+    return np.clip(np.stack([wall, wall * 0.95, wall * 0.9], axis=-1), 0, 255).astype(np.uint8)
+
+
+def make_clean_clips(out: str | os.PathLike, size: tuple[int, int] = SIZE) -> list[Path]:
+    """Write the :data:`CLEAN_CLIPS` under ``out/clean`` as ``two-clean-INDEX``: each photograph's
+    face and its mirror image, one in each half of the frame, moving 1-2 px a frame, with light
+    sensor noise and JPEG at quality 80."""
+    folder = Path(out) / "clean"
+    folder.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    videos = []
+    for index, (name, side) in enumerate(CLEAN_CLIPS):
+        face = photo_face(name, side, 0.6)
+        mirror = FaceImage(face.patch[:, ::-1].copy(), (face.patch.shape[1] - face.box[0] - face.box[2],) + face.box[1:], None, face.source)
+        ph, pw = face.patch.shape[:2]
+        paths = [
+            FacePath(face, (20, 40), (1.5, 0.8), (0, 0), (width // 2 - pw, height - ph)),
+            FacePath(mirror, (width // 2 + 10, 60), (-1.2, 1.0), (width // 2, 0), (width - pw, height - ph)),
+        ]
+        videos.append(write_clip(folder, ClipSpec(f"two-clean-{index}", plain_wall(size), paths, noise=2.0, jpeg=80)))
+    return videos
+
+
 def read_truth(video: str | os.PathLike) -> dict:
     """The ground truth written beside ``video`` by :func:`write_clip`."""
     path = Path(video)

@@ -9,8 +9,10 @@ import numpy as np
 from ferlight.testing.live_clips import (
     CLIP_KINDS,
     ClipSpec,
+    CLEAN_CLIPS,
     FacePath,
     background,
+    make_clean_clips,
     fer_face,
     photo,
     photo_face,
@@ -73,3 +75,15 @@ def test_clip_and_truth_written_side_by_side(tmp_path):
     assert frames == 4
     truth = read_truth(video)
     assert (truth["width"], truth["height"], len(truth["frames"])) == (640, 480, 4)
+
+
+def test_the_clean_clips_hold_two_whole_faces_in_every_frame_on_a_plain_wall(tmp_path):
+    videos = make_clean_clips(tmp_path)
+    assert [v.name for v in videos] == [f"two-clean-{i}.mp4" for i in range(len(CLEAN_CLIPS))]
+    for video in videos:
+        truth = read_truth(video)["frames"]
+        assert len(truth) == 90
+        for faces in truth:
+            assert len(faces) == 2 and all(face["visible"] == 1 for face in faces)
+            left, right = sorted(faces, key=lambda face: face["box"][0])
+            assert left["box"][0] + left["box"][2] <= 320 <= right["box"][0]  # one face in each half
