@@ -80,13 +80,14 @@ def test_flags_and_defaults():
     assert flags == {
         "--help", "--checkpoint", "--run-id", "--tracking-uri", "--device", "--precision", "--photo-tta", "--detector",
         "--detector-model", "--scale-factor", "--min-neighbors", "--face-probability", "--min-face", "--detect-scale", "--detect-every",
-        "--smoothing", "--no-display", "--output", "--jsonl", "--csv", "--timeline", "--max-frames", "--torch-threads", "--cv-threads",
+        "--near-every", "--smoothing", "--no-display", "--output", "--jsonl", "--csv", "--timeline", "--max-frames", "--torch-threads", "--cv-threads",
     }
     defaults = parser.parse_args([])
     assert parser.parse_args(["a.jpg", "photos/", "--no-display"]).source == ["a.jpg", "photos/"]
     assert (defaults.source, defaults.device, defaults.precision, defaults.detector, defaults.detector_model) == ([0], "cpu", "auto", "mtcnn", None)
     assert (defaults.scale_factor, defaults.min_neighbors, defaults.face_probability, defaults.min_face, defaults.detect_scale) == (1.1, 4, 0.7, None, 0.75)
-    assert (defaults.detect_every, defaults.smoothing, defaults.no_display, defaults.torch_threads, defaults.cv_threads) == (10, 0.8, False, 1, None)
+    assert (defaults.detect_every, defaults.near_every, defaults.smoothing) == (10, 2, 0.8)
+    assert (defaults.no_display, defaults.torch_threads, defaults.cv_threads) == (False, 1, None)
 
 
 def test_video_to_jsonl_and_annotated_video(tmp_path, capsys, checkpoint, clip):

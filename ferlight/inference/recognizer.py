@@ -41,12 +41,19 @@ from ferlight.inference.boxes import box_iou
 from ferlight.inference.checkpoint import load_model, resolve_checkpoint
 from ferlight.inference.crops import face_crops
 from ferlight.inference.detection import DetectorOptions, FaceDetector, create_detector, to_grey
-from ferlight.inference.face_tracks import SMOOTHING, FaceTracker, check_smoothing
+from ferlight.inference.face_tracks import SMOOTHING, FaceTracker, Track, check_smoothing
 from ferlight.inference.video import Frame, ImageSource, open_source
 from ferlight.models import LoadedModel
 from ferlight.options import INFERENCE_PRECISIONS, check_choice, option
 
 DETECT_EVERY = 10  # on video, search the whole frame every 10th frame, near known faces in between
+# ... and near known faces every other frame, while each was found in the last frame and moves
+# under STEADY_SPEED of its side a frame; in between they keep their predicted box. On the live
+# benchmark's tuning clips (24): 2,140 of 2,160 frames right and 5 false faces, as when searching
+# every frame, at 1.2x its frame rate (bench/RESULTS.md). Skipping also the frame right after a
+# whole-frame search (new tracks, no velocity yet): 2,137 and 9 (with no speed limit: 2,135, 11).
+NEAR_EVERY = 2
+STEADY_SPEED = 0.03
 MERGE_IOU = 0.3  # a whole-frame box overlapping a near-search box this much is the same face
 IMAGES_PER_BATCH = 16  # photos of a folder whose faces go through the model together
 # Still images: each face and its mirror image go through the model and their probabilities are
@@ -63,6 +70,7 @@ class RecognizerOptions:
     """How the Recognizer follows faces on video and in which precision it runs its model."""
 
     detect_every: int = option(DETECT_EVERY, "search the whole frame every N frames, near known faces in between (1: always in full)")
+    near_every: int = option(NEAR_EVERY, "look for known faces near their boxes every N frames; in between, steady faces keep their predicted box (1: every frame)")
     smoothing: float = option(SMOOTHING, "weight of a face's past probabilities, in [0, 1) (0: raw per-frame output)")
     precision: Literal[INFERENCE_PRECISIONS] = option(
         AUTO, "auto (bf16 only where measured faster for one face on this machine), or as named"
@@ -72,9 +80,10 @@ class RecognizerOptions:
     )
 
     def __post_init__(self) -> None:
-        detect_every = self.detect_every
-        if isinstance(detect_every, bool) or not isinstance(detect_every, int) or detect_every < 1:
-            raise ConfigError(f"detect_every must be a positive integer, got {detect_every!r}")
+        for name in ("detect_every", "near_every"):
+            every = getattr(self, name)
+            if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {every!r}")
         check_smoothing(self.smoothing)
         check_choice("photo_tta", self.photo_tta, PHOTO_TTA_MODES)
 
@@ -162,6 +171,7 @@ class Recognizer:
         self.detector = detector or create_detector()
         self.smoothing = options.smoothing
         self.detect_every = options.detect_every
+        self.near_every = options.near_every
         self.photo_tta = options.photo_tta
         shape = (1, 1, self.crop_size, self.crop_size)  # one face: what a camera mostly shows
         self.precision = inference_decision(self.model, self.device, shape, channels_last=True, precision=options.precision)
@@ -288,13 +298,19 @@ class Recognizer:
     def _find(self, image: np.ndarray, tracker: FaceTracker, since_full_search: int) -> tuple[np.ndarray, int]:
         """This frame's faces, and the frames since the last whole-frame search.
 
-        Every tracked face is looked for near where it should be. The whole frame is searched too
+        Every tracked face is looked for near where it should be, every ``near_every`` frames; in
+        between, faces found in the last frame that move little (:func:`_steady`) keep their
+        predicted box. The whole frame is searched too
         while no face is tracked, every ``detect_every`` frames (for faces that came into view),
         and at once when a face seen in the last frame is not found near its box (it moved fast,
         or grew). A face found both ways counts once, with its near-search box.
         """
         if not tracker.tracks:
             return self.detector.detect(image), 1
+        # The frame after a whole-frame search is always searched near the faces (new tracks have
+        # no velocity yet).
+        if (since_full_search + 1) % self.near_every and since_full_search < self.detect_every and all(_steady(t) for t in tracker.tracks):
+            return np.rint(tracker.predicted_boxes()).astype(int).reshape(-1, 4), since_full_search + 1
         near = np.rint(self.detector.detect_near(image, tracker.predicted_boxes())).astype(int).reshape(-1, 4)
         fresh = sum(t.missed == 0 for t in tracker.tracks)
         if since_full_search < self.detect_every and len(near) >= fresh:
@@ -310,3 +326,9 @@ class Recognizer:
             named = {name: float(v) for name, v in zip(self.class_names, p)}
             faces.append(Face(tuple(int(v) for v in box), named, self.class_names[int(np.argmax(p))], track_id))
         return faces
+
+
+def _steady(track: Track) -> bool:
+    """A face found in the last frame that moves under STEADY_SPEED of its side a frame: its
+    predicted box can stand in for a search."""
+    return track.missed == 0 and float(np.hypot(*track.velocity)) <= STEADY_SPEED * max(track.box[2:])

@@ -188,12 +188,46 @@ class ScriptedDetector(FaceDetector):
 
 def test_whole_frame_is_searched_every_n_frames_and_at_once_when_a_face_is_lost(checkpoint):
     detector = ScriptedDetector(near=[2, 1, 2, 2, 2, 2, 2])
-    recognizer = Recognizer(load_model(checkpoint), detector, detect_every=3)
+    recognizer = Recognizer(load_model(checkpoint), detector, detect_every=3, near_every=1)
     frames = [np.zeros((120, 320), dtype=np.uint8)] * 8
     found = [len(r.faces) for r in recognizer.process_video(frames)]
     # Frame 2 loses a face near its box: the whole frame is searched in that same frame.
     assert detector.calls == ["full", "near", "near", "full", "near", "near", "near", "full", "near", "near"]
     assert found == [2] * 8
+
+
+class MovingDetector(ScriptedDetector):
+    """Two faces, the second moving ``step`` px a frame to the right: near its box, each is found
+    where it now is."""
+
+    def __init__(self, step):
+        super().__init__(near=[])
+        self.step, self.frame = step, 0
+
+    def detect(self, image):
+        self.calls.append("full")
+        return self.boxes()
+
+    def detect_near(self, image, boxes):
+        self.calls.append("near")
+        return self.boxes()
+
+    def boxes(self):
+        return np.array([[10, 10, 60, 60], [200 + self.step * self.frame, 10, 60, 60]])
+
+
+def test_steady_faces_are_searched_near_their_boxes_every_other_frame_and_moving_ones_every_frame(checkpoint):
+    frames = [np.zeros((120, 320), dtype=np.uint8)] * 7
+    for step, expected in ((0, ["full", "near", "skip", "near", "skip", "near", "skip"]), (6, ["full"] + ["near"] * 6)):
+        detector = MovingDetector(step)
+        recognizer = Recognizer(load_model(checkpoint), detector, detect_every=10)
+        calls, boxes = [], []
+        for result in recognizer.process_video(frames):
+            calls.append(detector.calls.pop() if detector.calls else "skip")
+            boxes.append(sorted(face.box for face in result.faces))
+            detector.frame += 1
+        assert calls == expected, step
+        assert boxes[2] == [(10, 10, 60, 60), (200 + 2 * step, 10, 60, 60)]  # a skipped frame keeps the predicted box
 
 
 def test_video_from_numpy_frames_and_max_frames(recognizer, clip):
