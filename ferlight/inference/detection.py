@@ -128,6 +128,8 @@ def _clip(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 class FaceDetector:
     """Whole-frame and near-a-known-face search; subclasses implement :meth:`find`."""
 
+    thread_safe = False  # whether one detector may search several images at once, one thread each
+
     def __init__(self, min_face: int = MIN_FACE, detect_scale: float = DETECT_SCALE) -> None:
         if isinstance(min_face, bool) or not isinstance(min_face, int) or min_face < 1:
             raise ConfigError(f"min_face must be a positive number of pixels, got {min_face!r}")
@@ -245,6 +247,8 @@ class MtcnnDetector(FaceDetector):
     """MTCNN (:mod:`ferlight.inference.mtcnn`, shipped weights) on the grey frame: on the live
     benchmark's tuning clips it got 2,145 of 2,160 frames right on grey and 2,135 on colour (10
     false faces against none), and grey and colour frames give the same boxes."""
+
+    thread_safe = True  # its networks and OpenCV calls keep no state between calls
 
     def __init__(
         self, min_face: int = MTCNN_MIN_FACE, detect_scale: float = DETECT_SCALE, face_probability: float = FACE_PROBABILITY

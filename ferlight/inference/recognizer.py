@@ -26,6 +26,7 @@ import dataclasses
 import itertools
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Literal, Sequence
 
@@ -56,6 +57,11 @@ NEAR_EVERY = 2
 STEADY_SPEED = 0.03
 MERGE_IOU = 0.3  # a whole-frame box overlapping a near-search box this much is the same face
 IMAGES_PER_BATCH = 16  # photos of a folder whose faces go through the model together
+# Photos searched at once, each on its own thread (MTCNN's torch and OpenCV calls release the GIL;
+# detectors that are not thread-safe search one at a time). On the photo benchmark's tuning set, 2
+# cores: 51.3 against 37.6 images/s with native bf16, 38.4 against 31.4 with oneDNN capped at AVX2
+# (bench/RESULTS.md, "Photos").
+PHOTO_WORKERS = 2
 # Still images: each face and its mirror image go through the model and their probabilities are
 # averaged (the model was trained with random flips). On the photo benchmark's tuning set
 # (bench/RESULTS.md, "Photos") this got 64.4% of the found faces' emotions right against 61.5% for
@@ -75,12 +81,13 @@ class RecognizerOptions:
     precision: Literal[INFERENCE_PRECISIONS] = option(
         AUTO, "auto (bf16 only where measured faster for one face on this machine), or as named"
     )
+    photo_workers: int = option(PHOTO_WORKERS, "still images searched for faces at once, one thread each")
     photo_tta: Literal[PHOTO_TTA_MODES] = option(
         PHOTO_TTA, "still images: flip (each face and its mirror, probabilities averaged) or none; video frames take one view"
     )
 
     def __post_init__(self) -> None:
-        for name in ("detect_every", "near_every"):
+        for name in ("detect_every", "near_every", "photo_workers"):
             every = getattr(self, name)
             if isinstance(every, bool) or not isinstance(every, int) or every < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {every!r}")
@@ -172,6 +179,8 @@ class Recognizer:
         self.smoothing = options.smoothing
         self.detect_every = options.detect_every
         self.near_every = options.near_every
+        # OpenCV's cascade and YuNet objects hold per-call state: those detectors search one photo at a time.
+        self.photo_workers = options.photo_workers if self.detector.thread_safe else 1
         self.photo_tta = options.photo_tta
         shape = (1, 1, self.crop_size, self.crop_size)  # one face: what a camera mostly shows
         self.precision = inference_decision(self.model, self.device, shape, channels_last=True, precision=options.precision)
@@ -221,7 +230,8 @@ class Recognizer:
         """The faces in each of several unrelated BGR or grey images, as ``recognizer(image)`` finds
         them: each image is searched on its own, and the faces of all of them go through the model
         in one batch (pass a few dozen images at a time: the batch holds all their faces)."""
-        return [result.faces for result in self._photos([Frame(i, None, image) for i, image in enumerate(images)])]
+        with ThreadPoolExecutor(self.photo_workers) as pool:
+            return [result.faces for result in self._photos([Frame(i, None, image) for i, image in enumerate(images)], pool)]
 
     def process_video(
         self,
@@ -246,8 +256,9 @@ class Recognizer:
             for count, frame in enumerate(itertools.islice(source, max_frames))
         )
         if isinstance(source, ImageSource):
-            while chunk := list(itertools.islice(frames, images_per_batch)):
-                yield from self._photos(chunk)
+            with ThreadPoolExecutor(self.photo_workers) as pool:
+                while chunk := list(itertools.islice(frames, images_per_batch)):
+                    yield from self._photos(chunk, pool)
             return
         tracker = FaceTracker(self.smoothing)
         since_full_search = self.detect_every
@@ -269,14 +280,11 @@ class Recognizer:
                 classify_ms=(classified - detected) * 1000,
             )
 
-    def _photos(self, frames: Sequence[Frame]) -> list[FrameResult]:
-        """The results of unrelated photos: each searched in full, all their faces in one batch."""
-        images, boxes, detect_ms = [], [], []
-        for frame in frames:
-            images.append(_check_image(frame.image))
-            start = time.perf_counter()
-            boxes.append(self.detector.detect(images[-1]))
-            detect_ms.append((time.perf_counter() - start) * 1000)
+    def _photos(self, frames: Sequence[Frame], pool: ThreadPoolExecutor) -> list[FrameResult]:
+        """The results of unrelated photos: each searched in full (on ``pool``'s threads), all their
+        faces in one batch."""
+        images = [_check_image(frame.image) for frame in frames]
+        boxes, detect_ms = zip(*pool.map(self._timed_detect, images)) if images else ((), ())
         start = time.perf_counter()
         crops = [crop for image, found in zip(images, boxes) for crop in face_crops(image, found)]
         probabilities = self.classify(crops, self.photo_tta)
@@ -294,6 +302,11 @@ class Recognizer:
             )
             for frame, image, found, p, ms in zip(frames, images, boxes, per_image, detect_ms)
         ]
+
+    def _timed_detect(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The faces of a whole image, and the milliseconds the search took."""
+        start = time.perf_counter()
+        return self.detector.detect(image), (time.perf_counter() - start) * 1000
 
     def _find(self, image: np.ndarray, tracker: FaceTracker, since_full_search: int) -> tuple[np.ndarray, int]:
         """This frame's faces, and the frames since the last whole-frame search.

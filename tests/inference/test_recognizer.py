@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import cv2
 import numpy as np
@@ -124,6 +125,27 @@ def test_a_batch_of_images_gives_what_each_image_gives_alone_in_one_model_batch(
     for found, expected in zip(together, alone):
         assert_same_faces(found, expected)
     assert recognizer.recognize_batch([]) == []
+
+
+def test_photos_are_searched_on_several_threads_and_keep_their_order(monkeypatch, checkpoint, clip):
+    frames = clip[0]
+    images = [frames[3], frames[0], frames[6], frames[9]]
+    one = Recognizer.from_checkpoint(checkpoint, precision="32-true", photo_workers=1).recognize_batch(images)
+    two = Recognizer.from_checkpoint(checkpoint, precision="32-true", photo_workers=2)
+    both_searching = threading.Barrier(2, timeout=10)  # broken unless two searches run at once
+    search = two.detector.detect
+
+    def detect_beside_another(image):
+        both_searching.wait()
+        return search(image)
+
+    monkeypatch.setattr(two.detector, "detect", detect_beside_another)
+    together = two.recognize_batch(images)
+    assert [len(faces) for faces in together] == [2, 0, 2, 2]
+    for found, expected in zip(together, one):
+        assert_same_faces(found, expected)
+    # OpenCV's cascade object is not thread-safe: it searches one photo at a time.
+    assert Recognizer.from_checkpoint(checkpoint, detector="haar", photo_workers=2).photo_workers == 1
 
 
 def test_a_folder_of_photos_goes_through_the_model_a_few_images_at_a_time(tmp_path, monkeypatch, recognizer, clip):
@@ -292,6 +314,8 @@ def test_recognizer_options_check_their_values_and_names(checkpoint):
     assert RecognizerOptions() == RecognizerOptions(detect_every=10, smoothing=0.8, precision="auto")
     with pytest.raises(ConfigError, match="detect_every must be a positive integer"):
         RecognizerOptions(detect_every=True)
+    with pytest.raises(ConfigError, match="photo_workers must be a positive integer"):
+        RecognizerOptions(photo_workers=0)
     with pytest.raises(ConfigError, match="smoothing must be in"):
         RecognizerOptions(smoothing=-0.1)
     with pytest.raises(TypeError, match="min_faces"):
