@@ -78,7 +78,7 @@ def test_flags_and_defaults():
     parser = build_parser()
     flags = set(re.findall(r"--[a-z][\w-]*", parser.format_help()))
     assert flags == {
-        "--help", "--checkpoint", "--run-id", "--tracking-uri", "--device", "--precision", "--photo-workers", "--photo-tta", "--detector",
+        "--help", "--checkpoint", "--run-id", "--tracking-uri", "--device", "--precision", "--photo-workers", "--photo-search", "--photo-tta", "--detector",
         "--detector-model", "--scale-factor", "--min-neighbors", "--face-probability", "--min-face", "--detect-scale", "--detect-every",
         "--near-every", "--smoothing", "--no-display", "--output", "--jsonl", "--csv", "--timeline", "--max-frames", "--torch-threads", "--cv-threads",
     }

@@ -27,6 +27,13 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "mtcnn.pt"
 # 45 px as the smallest (some sizes fall between its scales), 0.8 missed 26.
 PYRAMID_STEP = 0.8
 THRESHOLDS = (0.6, 0.7, 0.7)
+# A still image is searched once, with no later frame to find a missed face in: P-Net keeps more
+# candidates, and a candidate that R-Net doubts (probability at least RESCUE[0]) still counts when
+# O-Net, which sees it at twice R-Net's resolution, is sure of it (at least RESCUE[1]). Chosen on the
+# photo benchmark's tuning set (bench/RESULTS.md, "Photos"), where R-Net rejected large, clear
+# FER2013 faces that O-Net scored 0.97-0.999.
+STILL_PNET = 0.5
+RESCUE = (0.1, 0.95)
 
 
 def _conv(in_channels: int, out_channels: int, kernel: int) -> list[nn.Module]:
@@ -160,23 +167,28 @@ class MtcnnFaces:
         self.thresholds = (*THRESHOLDS[:2], face_probability)
 
     @torch.inference_mode()
-    def __call__(self, image: np.ndarray, min_size: int, max_size: int | None = None, candidates: int | None = None) -> np.ndarray:
+    def __call__(
+        self, image: np.ndarray, min_size: int, max_size: int | None = None, candidates: int | None = None, still: bool = False
+    ) -> np.ndarray:
         """Faces of side about ``min_size`` to ``max_size`` px in an RGB (H x W x 3) or grey (H x W)
         uint8 image, as rows ``x1, y1, x2, y2, probability``. ``candidates``: at most this many of
         R-Net's boxes, the most probable, go on to O-Net (the costliest stage), for a caller that
-        wants one face."""
+        wants one face. ``still``: the still-image search (:data:`STILL_PNET`, :data:`RESCUE`)."""
         pnet, rnet, onet = self.grey_nets if image.ndim == 2 else (self.pnet, self.rnet, self.onet)
-        boxes = self._propose(pnet, image, min_size, max_size)
+        boxes = self._propose(pnet, image, min_size, max_size, STILL_PNET if still else self.thresholds[0])
         if len(boxes):  # R-Net
-            boxes = self._refine(rnet, image, boxes, 24, self.thresholds[1])
+            boxes = self._refine(rnet, image, boxes, 24, RESCUE[0] if still else self.thresholds[1])
             boxes = _square(_regress(*_suppress(boxes, 0.7)))
             boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")[:candidates]]
         if len(boxes):  # O-Net
-            boxes = _regress(*self._refine(onet, image, boxes, 48, self.thresholds[2]))
+            doubted = boxes[:, 4] < self.thresholds[1]
+            boxes, offsets = self._refine(onet, image, boxes, 48, 0.0)
+            keep = boxes[:, 4] >= np.where(doubted, max(RESCUE[1], self.thresholds[2]), self.thresholds[2])
+            boxes = _regress(boxes[keep], offsets[keep])
             boxes = boxes[_nms(boxes, 0.7, overlap_of_smaller=True)]
         return boxes
 
-    def _propose(self, pnet: nn.Module, image: np.ndarray, min_size: int, max_size: int | None) -> np.ndarray:
+    def _propose(self, pnet: nn.Module, image: np.ndarray, min_size: int, max_size: int | None, threshold: float) -> np.ndarray:
         """P-Net's candidates over the pyramid: square boxes, fewest per face after suppression."""
         height, width = image.shape[:2]
         scale, boxes, offsets = 12 / min_size, [np.zeros((0, 5))], [np.zeros((0, 4))]
@@ -186,7 +198,7 @@ class MtcnnFaces:
             resized = cv2.resize(image, (int(width * scale + 1), int(height * scale + 1)), interpolation=cv2.INTER_AREA)
             probability, offset = pnet(_normalise(resized[None]))
             probability, offset = probability[0].numpy(), offset[0].numpy()
-            rows, cols = np.nonzero(probability >= self.thresholds[0])
+            rows, cols = np.nonzero(probability >= threshold)
             corner = np.column_stack([cols, rows]) * 2  # the window's place at stride 2
             found = np.column_stack([np.floor((corner + 1) / scale), np.floor((corner + 12) / scale), probability[rows, cols]])
             found, offset = _suppress((found, offset[:, rows, cols].T), 0.5)

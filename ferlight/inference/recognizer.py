@@ -68,6 +68,12 @@ PHOTO_WORKERS = 2
 # the face alone; on video the one view is kept (its frame rate, and smoothing over frames).
 PHOTO_TTA_MODES = ("none", "flip")
 PHOTO_TTA = "flip"
+# Still images: searched harder than a video frame's whole-frame search (exposure evened out, and
+# MTCNN's still-image stages: ferlight.inference.mtcnn.STILL_PNET and RESCUE), since no later frame
+# finds a face missed there; "frame" searches them as a video frame. Chosen on the photo
+# benchmark's tuning set (bench/RESULTS.md, "Photos").
+PHOTO_SEARCHES = ("still", "frame")
+PHOTO_SEARCH = "still"
 _DETECTOR_FIELDS = tuple(f.name for f in dataclasses.fields(DetectorOptions))
 
 
@@ -82,6 +88,9 @@ class RecognizerOptions:
         AUTO, "auto (bf16 only where measured faster for one face on this machine), or as named"
     )
     photo_workers: int = option(PHOTO_WORKERS, "still images searched for faces at once, one thread each")
+    photo_search: Literal[PHOTO_SEARCHES] = option(
+        PHOTO_SEARCH, "still images: still (exposure evened out, more face candidates kept) or frame (as a video frame's search)"
+    )
     photo_tta: Literal[PHOTO_TTA_MODES] = option(
         PHOTO_TTA, "still images: flip (each face and its mirror, probabilities averaged) or none; video frames take one view"
     )
@@ -93,6 +102,7 @@ class RecognizerOptions:
                 raise ConfigError(f"{name} must be a positive integer, got {every!r}")
         check_smoothing(self.smoothing)
         check_choice("photo_tta", self.photo_tta, PHOTO_TTA_MODES)
+        check_choice("photo_search", self.photo_search, PHOTO_SEARCHES)
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,7 @@ class Recognizer:
         # OpenCV's cascade and YuNet objects hold per-call state: those detectors search one photo at a time.
         self.photo_workers = options.photo_workers if self.detector.thread_safe else 1
         self.photo_tta = options.photo_tta
+        self.photo_search = options.photo_search
         shape = (1, 1, self.crop_size, self.crop_size)  # one face: what a camera mostly shows
         self.precision = inference_decision(self.model, self.device, shape, channels_last=True, precision=options.precision)
 
@@ -306,7 +317,7 @@ class Recognizer:
     def _timed_detect(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The faces of a whole image, and the milliseconds the search took."""
         start = time.perf_counter()
-        return self.detector.detect(image), (time.perf_counter() - start) * 1000
+        return self.detector.detect(image, still=self.photo_search == "still"), (time.perf_counter() - start) * 1000
 
     def _find(self, image: np.ndarray, tracker: FaceTracker, since_full_search: int) -> tuple[np.ndarray, int]:
         """This frame's faces, and the frames since the last whole-frame search.

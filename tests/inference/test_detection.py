@@ -22,6 +22,7 @@ from ferlight.inference.detection import (
     MtcnnDetector,
     YuNetDetector,
     create_detector,
+    even_exposure,
 )
 from ferlight.inference.boxes import box_iou
 from ferlight.inference.recognizer import Recognizer
@@ -71,6 +72,20 @@ def test_mtcnn_finds_a_small_blurred_face_on_a_busy_background_and_nothing_witho
     assert len(create_detector().detect(background("brick"))) == 0
     near = create_detector().detect_near(frame, boxes + (8, -6, 0, 0))  # where a tracker would look next
     assert len(near) == 1 and box_iou(near, boxes)[0, 0] > 0.6
+
+
+def test_still_images_have_their_exposure_evened_out_before_the_search():
+    mid = np.full((10, 10), 128, np.uint8)
+    assert even_exposure(mid) is mid
+    for mean in (30, 220):
+        assert abs(even_exposure(np.full((10, 10, 3), mean, np.uint8)).mean() - 127.5) < 2
+    image = photo("astronaut").astype(np.float32)
+    detector = create_detector()
+    for dim in (image * 20 / 255, 200 + image * 55 / 255):  # under-exposed (grey 0-20), over-exposed (200-255)
+        dim = dim.astype(np.uint8)
+        assert len(detector.detect(dim)) == 0  # a video frame's search misses the face
+        boxes = detector.detect(dim, still=True)
+        assert len(boxes) == 1 and box_iou(boxes, np.array([PHOTO_FACES["astronaut"]]))[0, 0] > 0.5
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ honours the size range it is asked for."""
 import numpy as np
 import torch
 
-from ferlight.inference.mtcnn import WEIGHTS, MtcnnFaces, PNet, _crops, _nms, for_grey, onet, rnet
+from ferlight.inference.mtcnn import RESCUE, WEIGHTS, MtcnnFaces, PNet, _crops, _nms, for_grey, onet, rnet
 from ferlight.testing.live_clips import PHOTO_FACES, photo
 
 
@@ -58,3 +58,20 @@ def test_candidates_caps_the_boxes_that_reach_the_last_stage():
     assert len(faces(two, min_size=40)) == 2
     (best,) = faces(two, min_size=40, candidates=1)
     assert best[4] > 0.99
+
+
+def test_a_still_search_keeps_a_face_that_r_net_doubts_when_o_net_is_sure(monkeypatch):
+    faces = MtcnnFaces()
+    grey = photo("astronaut")[:, :, 1].copy()
+    rnet = faces.grey_nets[1]
+
+    def doubting(x):  # R-Net scores every candidate 0.3: below its 0.7, above the rescue's 0.1
+        probability, offsets = rnet(x)
+        return torch.full_like(probability, 0.3), offsets
+
+    monkeypatch.setattr(faces, "grey_nets", (faces.grey_nets[0], doubting, faces.grey_nets[2]))
+    assert len(faces(grey, min_size=40)) == 0
+    (face,) = faces(grey, min_size=40, still=True)
+    assert face[4] >= RESCUE[1]
+    x, y, w, h = PHOTO_FACES["astronaut"]
+    assert np.abs((face[:2] + face[2:4]) / 2 - (x + w / 2, y + h / 2)).max() < 0.15 * w

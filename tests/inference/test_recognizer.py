@@ -135,9 +135,9 @@ def test_photos_are_searched_on_several_threads_and_keep_their_order(monkeypatch
     both_searching = threading.Barrier(2, timeout=10)  # broken unless two searches run at once
     search = two.detector.detect
 
-    def detect_beside_another(image):
+    def detect_beside_another(image, still=False):
         both_searching.wait()
-        return search(image)
+        return search(image, still)
 
     monkeypatch.setattr(two.detector, "detect", detect_beside_another)
     together = two.recognize_batch(images)
@@ -199,7 +199,7 @@ class ScriptedDetector(FaceDetector):
         super().__init__()
         self.near, self.calls = iter(near), []
 
-    def detect(self, image):
+    def detect(self, image, still=False):
         self.calls.append("full")
         return np.array([[10, 10, 60, 60], [200, 10, 60, 60]])
 
@@ -226,7 +226,7 @@ class MovingDetector(ScriptedDetector):
         super().__init__(near=[])
         self.step, self.frame = step, 0
 
-    def detect(self, image):
+    def detect(self, image, still=False):
         self.calls.append("full")
         return self.boxes()
 
@@ -412,7 +412,7 @@ def test_auto_precision_never_takes_bf16_without_native_bf16(tmp_path, checkpoin
 class OneBoxDetector(FaceDetector):
     """Finds one face, at a fixed box, in any image."""
 
-    def detect(self, image):
+    def detect(self, image, still=False):
         return np.array([[20, 10, 48, 60]])
 
 
