@@ -26,7 +26,7 @@ import dataclasses
 import itertools
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Literal, Sequence
 
@@ -242,7 +242,7 @@ class Recognizer:
         them: each image is searched on its own, and the faces of all of them go through the model
         in one batch (pass a few dozen images at a time: the batch holds all their faces)."""
         with ThreadPoolExecutor(self.photo_workers) as pool:
-            return [result.faces for result in self._photos([Frame(i, None, image) for i, image in enumerate(images)], pool)]
+            return [result.faces for result in self._photos(self._search([Frame(i, None, image) for i, image in enumerate(images)], pool))]
 
     def process_video(
         self,
@@ -267,9 +267,13 @@ class Recognizer:
             for count, frame in enumerate(itertools.islice(source, max_frames))
         )
         if isinstance(source, ImageSource):
+            # The next photos are read and searched while this batch's faces go through the model.
             with ThreadPoolExecutor(self.photo_workers) as pool:
-                while chunk := list(itertools.islice(frames, images_per_batch)):
-                    yield from self._photos(chunk, pool)
+                searching = self._search(list(itertools.islice(frames, images_per_batch)), pool)
+                while searching:
+                    following = self._search(list(itertools.islice(frames, images_per_batch)), pool)
+                    yield from self._photos(searching)
+                    searching = following
             return
         tracker = FaceTracker(self.smoothing)
         since_full_search = self.detect_every
@@ -291,11 +295,15 @@ class Recognizer:
                 classify_ms=(classified - detected) * 1000,
             )
 
-    def _photos(self, frames: Sequence[Frame], pool: ThreadPoolExecutor) -> list[FrameResult]:
-        """The results of unrelated photos: each searched in full (on ``pool``'s threads), all their
+    def _search(self, frames: Sequence[Frame], pool: ThreadPoolExecutor) -> list[tuple[Frame, np.ndarray, Future]]:
+        """Each photo's whole-image search, started on ``pool``'s threads: (frame, image, search)."""
+        return [(frame, image, pool.submit(self._timed_detect, image)) for frame, image in ((f, _check_image(f.image)) for f in frames)]
+
+    def _photos(self, searches: Sequence[tuple[Frame, np.ndarray, Future]]) -> list[FrameResult]:
+        """The results of unrelated photos, once their searches (:meth:`_search`) end: all their
         faces in one batch."""
-        images = [_check_image(frame.image) for frame in frames]
-        boxes, detect_ms = zip(*pool.map(self._timed_detect, images)) if images else ((), ())
+        frames, images, running = zip(*searches) if searches else ((), (), ())
+        boxes, detect_ms = zip(*(search.result() for search in running)) if running else ((), ())
         start = time.perf_counter()
         crops = [crop for image, found in zip(images, boxes) for crop in face_crops(image, found)]
         probabilities = self.classify(crops, self.photo_tta)

@@ -164,6 +164,34 @@ def test_a_folder_of_photos_goes_through_the_model_a_few_images_at_a_time(tmp_pa
         next(recognizer.process_video(tmp_path, images_per_batch=0))
 
 
+def test_a_folders_next_photos_are_searched_while_a_batch_is_classified(tmp_path, monkeypatch, checkpoint, clip):
+    frames = clip[0]
+    for i in range(2, 6):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), frames[i])
+    recognizer = Recognizer.from_checkpoint(checkpoint, precision="32-true")
+    search, classify = recognizer.detector.detect, recognizer.classify
+    searched, next_search_began = [], threading.Event()
+    overlapped = []
+
+    def detect(image, still=False):
+        searched.append(image)
+        if len(searched) > 2:
+            next_search_began.set()
+        return search(image, still)
+
+    def classify_beside_the_next_search(crops, tta="none"):
+        overlapped.append(next_search_began.wait(timeout=5) if not overlapped else True)
+        return classify(crops, tta)
+
+    monkeypatch.setattr(recognizer.detector, "detect", detect)
+    monkeypatch.setattr(recognizer, "classify", classify_beside_the_next_search)
+    results = list(recognizer.process_video(tmp_path, images_per_batch=2))
+    assert [r.name for r in results] == ["2.png", "3.png", "4.png", "5.png"]
+    assert overlapped == [True, True]  # photos 4 and 5 were being searched while 2 and 3 were classified
+    for result in results:
+        assert len(result.faces) == 2
+
+
 def test_model_trained_on_crops_gets_its_crop(tmp_path, clip):
     path = save_checkpoint(tmp_path / "crop44.ckpt", crop_size=44)
     recognizer = Recognizer.from_checkpoint(path)
