@@ -31,7 +31,7 @@ THRESHOLDS = (0.6, 0.7, 0.7)
 # candidates, and a candidate that R-Net doubts (probability at least RESCUE[0]) still counts when
 # O-Net, which sees it at twice R-Net's resolution, is sure of it (at least RESCUE[1]). Chosen on the
 # photo benchmark's tuning set (bench/RESULTS.md, "Photos"), where R-Net rejected large, clear
-# FER2013 faces that O-Net scored 0.97-0.999.
+# FER2013 faces that O-Net scored 0.94-0.999.
 STILL_PNET = 0.5
 RESCUE = (0.1, 0.95)
 
