@@ -18,7 +18,10 @@ in :mod:`ferlight.testing.live_clips`:
   heldout: matplotlib's Grace Hopper), cut out with head-and-shoulders context. Their label is
   unknown (None): they count for detection only.
 
-Backgrounds differ per set too (:data:`~ferlight.testing.live_clips.SET_SOURCES`).
+Backgrounds differ per set too (:data:`PHOTO_SOURCES`): ``tune`` and ``heldout`` as the live clips
+(:data:`~ferlight.testing.live_clips.SET_SOURCES`), and a third set, ``busy``, on the tuning side:
+``tune``'s faces and photograph on busy natural images that neither other set uses, because
+``tune``'s backgrounds make almost no false faces and so cannot show what a setting costs there.
 
 Camera conditions, one per photo (:data:`CONDITIONS`, drawn in equal shares, the parameters at
 random per photo and recorded in ``params``); every face of a photo has its photo's condition:
@@ -66,13 +69,20 @@ import numpy as np
 from ferlight.testing.live_clips import (
     PHOTO_FACES,
     SET_SOURCES,
-    SETS,
     FaceImage,
     fer_face,
     is_frontal,
     photo,
     photo_face,
 )
+
+# The photo sets: the live clips' two, and ``busy`` (tuning side: PublicTest faces, the astronaut)
+# on busy images that neither of the others uses.
+PHOTO_SOURCES = {
+    **SET_SOURCES,
+    "busy": {"photo": "astronaut", "backgrounds": ("china.jpg", "flower.jpg", "cell", "binary_blobs", "horse", "moon"), "usage": "PublicTest"},
+}
+PHOTO_SETS = tuple(PHOTO_SOURCES)
 
 SIZE = (640, 480)  # width, height
 N_PHOTOS = 500  # per set
@@ -196,7 +206,12 @@ def rotate_face(face: FaceImage, degrees: float) -> FaceImage:
 
 
 def background_image(name: str) -> np.ndarray:
-    """A background at its own size, BGR (scikit-image by name, matplotlib by file name)."""
+    """A background at its own size, BGR (scikit-image by name; matplotlib's or scikit-learn's
+    sample images by file name)."""
+    if name in ("china.jpg", "flower.jpg"):
+        from sklearn.datasets import load_sample_image
+
+        return cv2.cvtColor(load_sample_image(name), cv2.COLOR_RGB2BGR)
     if name.endswith(".png"):
         import matplotlib.cbook
 
@@ -204,6 +219,8 @@ def background_image(name: str) -> np.ndarray:
     import skimage.data
 
     image = np.asarray(getattr(skimage.data, name)())
+    if image.dtype == bool:  # binary images: black and white
+        image = image.astype(np.uint8) * 255
     return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2BGR)
 
 
@@ -335,7 +352,7 @@ def random_photo(
 ) -> PhotoSpec:
     """One photo under ``condition``, drawn with ``rng``; FER2013 faces are taken (popped) from
     ``fer_faces`` (without any, every face is the set's photograph)."""
-    sources = SET_SOURCES[set_name]
+    sources = PHOTO_SOURCES[set_name]
     background_name = sources["backgrounds"][int(rng.integers(len(sources["backgrounds"])))]
     spec = PhotoSpec(name, random_background(backgrounds[background_name], rng, size), background_name, condition)
     spec.params = condition_params(condition, rng)
@@ -393,12 +410,13 @@ def fer_pool(data, set_name: str, seed: int, ferplus: str | os.PathLike | None =
     without FER+'s non-faces and without faces whose pixels occur in the other set's Usage."""
     from ferlight.data.fer_data import USAGES
 
-    usage = USAGES.index(SET_SOURCES[set_name]["usage"])
-    other = USAGES.index(SET_SOURCES[SETS[1 - SETS.index(set_name)]]["usage"])
-    other_pixels = {data.images[i].tobytes() for i in np.flatnonzero(data.usage == other)}
+    own = PHOTO_SOURCES[set_name]["usage"]
+    others = [USAGES.index(s["usage"]) for s in PHOTO_SOURCES.values() if s["usage"] != own]
+    usage = USAGES.index(own)
+    other_pixels = {data.images[i].tobytes() for i in np.flatnonzero(np.isin(data.usage, others))}
     excluded = not_a_face(ferplus, len(data.images))
     rows = [i for i in np.flatnonzero(data.usage == usage) if not excluded[i] and data.images[i].tobytes() not in other_pixels]
-    order = np.random.default_rng([seed, SETS.index(set_name), 1]).permutation(len(rows))
+    order = np.random.default_rng([seed, PHOTO_SETS.index(set_name), 1]).permutation(len(rows))
     return [FerFace(data.images[rows[i]], int(data.labels[rows[i]]), int(rows[i])) for i in order]
 
 
@@ -416,11 +434,11 @@ def make_photo_set(
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.jpg"):
         old.unlink()
-    sources = SET_SOURCES[set_name]
+    sources = PHOTO_SOURCES[set_name]
     backgrounds = {name: background_image(name) for name in sources["backgrounds"]}
     photograph = photo(sources["photo"])
     pool = list(fer_faces or [])
-    rng = np.random.default_rng([seed, SETS.index(set_name)])
+    rng = np.random.default_rng([seed, PHOTO_SETS.index(set_name)])
     records = []
     for index, condition in enumerate(conditions_for(n_photos, rng)):
         name = f"{index:04d}-{condition}.jpg"

@@ -88,6 +88,20 @@ def test_still_images_have_their_exposure_evened_out_before_the_search():
         assert len(boxes) == 1 and box_iou(boxes, np.array([PHOTO_FACES["astronaut"]]))[0, 0] > 0.5
 
 
+def test_a_still_image_is_searched_at_full_size_for_smaller_faces_than_a_frame():
+    image = photo("astronaut")
+    detector = create_detector()
+    x, y, side, _ = PHOTO_FACES["astronaut"]
+    scale = 38 / side  # a 38 px face: under MTCNN's 45 px for frames, over its 36 px for stills
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((480, 640, 3), 128, np.uint8)
+    canvas[100 : 100 + small.shape[0], 200 : 200 + small.shape[1]] = small
+    truth = np.array([[200 + x * scale, 100 + y * scale, 38, 38]])
+    assert len(detector.detect(canvas)) == 0
+    boxes = detector.detect(canvas, still=True)
+    assert len(boxes) == 1 and box_iou(boxes, truth)[0, 0] > 0.6
+
+
 @pytest.mark.parametrize(
     "options, message",
     [

@@ -14,7 +14,9 @@ from ferlight.testing.photo_set import (
     CUT_VISIBLE,
     FerFace,
     PhotoSpec,
+    PHOTO_SOURCES,
     PlacedFace,
+    background_image,
     band,
     fer_pool,
     make_photo_set,
@@ -106,3 +108,13 @@ def test_pool_keeps_the_sets_apart_and_leaves_out_non_faces(tmp_path):
     assert [f.row for f in fer_pool(data, "tune", 0, ferplus)] == [0]
     assert [f.row for f in fer_pool(data, "heldout", 0, ferplus)] == [4]
     assert sorted(f.row for f in fer_pool(data, "tune", 0)) == [0, 2]  # without FER+: d stays
+    assert sorted(f.row for f in fer_pool(data, "busy", 0, ferplus)) == [0]  # tuning side: tune's faces
+
+
+def test_the_busy_set_is_on_the_tuning_side_with_backgrounds_of_its_own():
+    busy, tune, heldout = (PHOTO_SOURCES[name] for name in ("busy", "tune", "heldout"))
+    assert (busy["usage"], busy["photo"]) == (tune["usage"], tune["photo"])
+    assert not set(busy["backgrounds"]) & (set(tune["backgrounds"]) | set(heldout["backgrounds"]))
+    for name in busy["backgrounds"]:
+        image = background_image(name)
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and image.std() > 10
