@@ -69,9 +69,9 @@ PHOTO_WORKERS = 2
 PHOTO_TTA_MODES = ("none", "flip")
 PHOTO_TTA = "flip"
 # Still images: searched harder than a video frame's whole-frame search (exposure evened out, and
-# MTCNN's still-image stages: ferlight.inference.mtcnn.STILL_PNET and RESCUE), since no later frame
-# finds a face missed there; "frame" searches them as a video frame. Chosen on the photo
-# benchmark's tuning set (bench/RESULTS.md, "Photos").
+# MTCNN's still-image stages: ferlight.inference.mtcnn.STILL_PNET and RESCUE, at full size:
+# FaceDetector.still_search), since no later frame finds a face missed there; "frame" searches them
+# as a video frame. Chosen on the photo benchmark's tuning sets (bench/RESULTS.md, "Photos").
 PHOTO_SEARCHES = ("still", "frame")
 PHOTO_SEARCH = "still"
 _DETECTOR_FIELDS = tuple(f.name for f in dataclasses.fields(DetectorOptions))
@@ -89,7 +89,7 @@ class RecognizerOptions:
     )
     photo_workers: int = option(PHOTO_WORKERS, "still images searched for faces at once, one thread each")
     photo_search: Literal[PHOTO_SEARCHES] = option(
-        PHOTO_SEARCH, "still images: still (exposure evened out, more face candidates kept) or frame (as a video frame's search)"
+        PHOTO_SEARCH, "still images: still (exposure evened out, more face candidates kept, full size) or frame (as a video frame's search)"
     )
     photo_tta: Literal[PHOTO_TTA_MODES] = option(
         PHOTO_TTA, "still images: flip (each face and its mirror, probabilities averaged) or none; video frames take one view"
