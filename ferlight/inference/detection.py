@@ -170,7 +170,8 @@ class FaceDetector:
     def detect(self, image: np.ndarray, still: bool = False) -> np.ndarray:
         """Every face of at least ``min_face`` px in the frame, as int boxes N x 4. ``still``: a
         still image (no later frame will find a face missed here): its exposure is evened out
-        first (:func:`even_exposure`) and the detector may search harder."""
+        first (:func:`even_exposure`), it is searched as :attr:`still_search` says, and the detector
+        may search harder."""
         scale, smallest = self.detect_scale, self.min_face * self.detect_scale
         prepared = self.prepare(image)
         if still:

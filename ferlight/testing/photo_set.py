@@ -407,7 +407,7 @@ def not_a_face(ferplus: str | os.PathLike | None, n_rows: int) -> np.ndarray:
 
 def fer_pool(data, set_name: str, seed: int, ferplus: str | os.PathLike | None = None) -> list[FerFace]:
     """The set's FER2013 faces in random order (the last is drawn first): its Usage's rows,
-    without FER+'s non-faces and without faces whose pixels occur in the other set's Usage."""
+    without FER+'s non-faces and without faces whose pixels occur in another set's Usage."""
     from ferlight.data.fer_data import USAGES
 
     own = PHOTO_SOURCES[set_name]["usage"]
