@@ -145,7 +145,8 @@ class FaceDetector:
     """Whole-frame and near-a-known-face search; subclasses implement :meth:`find`."""
 
     thread_safe = False  # whether one detector may search several images at once, one thread each
-    # A still image's search: (scale, smallest face as a share of ``min_face``); None: the frame's.
+    # A still image's search: (scale, smallest face in the image's pixels as a share of
+    # ``min_face``); None: the frame's.
     still_search: tuple[float, float] | None = None
 
     def __init__(self, min_face: int = MIN_FACE, detect_scale: float = DETECT_SCALE) -> None:
@@ -178,7 +179,7 @@ class FaceDetector:
             prepared = even_exposure(prepared)
             if self.still_search is not None:
                 scale, share = self.still_search
-                smallest = self.min_face * share
+                smallest = self.min_face * share * scale
         found = self.find(_resize(prepared, scale), max(1, round(smallest)), None, still=still)
         return _clip(found / scale, image.shape)
 
