@@ -1,7 +1,7 @@
 """Still photos with ground truth: faces found, missed and false, emotions right, per camera condition
 and face size, and images per second; optionally beside the ``fer`` package on the same photos.
 
-    python bench/make_photo_set.py --out .cache/photos                      # once: tune and heldout
+    python bench/make_photo_set.py --out .cache/photos                      # once: tune, heldout, busy
     python bench/bench_photos.py --photos .cache/photos [--sets heldout] [--peer] [--out photos.json]
 
 The photos (:mod:`ferlight.testing.photo_set`: FER2013 faces with their labels and the photographs
