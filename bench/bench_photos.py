@@ -54,7 +54,7 @@ import numpy as np
 
 from ferlight.data.fer_data import CLASS_NAMES
 from ferlight.inference.boxes import box_iou
-from ferlight.testing.photo_set import CONDITIONS, SIZE_BANDS, band, read_truth
+from ferlight.testing.photo_set import CONDITIONS, SIZE_BANDS, TRUTH, band, read_truth
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013_images.u8.xz"
@@ -374,6 +374,14 @@ def set_report(set_name: str, truth: dict, tallies: dict[str, dict[str, Tally]],
     return lines
 
 
+def missing_set(photos: Path, set_names: list[str]) -> str | None:
+    """The error line for the first of ``set_names`` that has no photo set under ``photos``."""
+    for set_name in set_names:
+        if not (photos / set_name / TRUTH).exists():
+            return f"error: no photo set in {photos / set_name}: run bench/make_photo_set.py first"
+    return None
+
+
 def parse_value(text: str):
     try:
         return json.loads(text)
@@ -392,12 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the results here as JSON (every face's outcome too)")
     parser.add_argument("--torch-threads", type=int, default=1, help="as the command's default (%(default)s)")
     args = parser.parse_args(argv)
-    truths = {}
-    for set_name in args.sets:
-        if not (args.photos / set_name / "truth.json").exists():
-            print(f"error: no photo set in {args.photos / set_name}: run bench/make_photo_set.py first", file=sys.stderr)
-            return 2
-        truths[set_name] = read_truth(args.photos / set_name)
+    missing = missing_set(args.photos, args.sets)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
+    truths = {set_name: read_truth(args.photos / set_name) for set_name in args.sets}
 
     import cv2
     import torch

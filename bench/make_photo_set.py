@@ -3,7 +3,7 @@
     python bench/make_photo_set.py --out .cache/photos [--data ../shared/data/fer2013_images.u8.xz] [--photos 500] [--seed 0]
 
 Three sets, ``tune`` (FER2013 PublicTest faces, the astronaut photograph; settings are chosen on it),
-``busy`` (the same sources on busy backgrounds that make false faces; settings are chosen on it too)
+``busy`` (the same sources on busy backgrounds that neither other set uses; settings are chosen on it too)
 and ``heldout`` (PrivateTest faces, Grace Hopper; only measured), each ``--photos`` 640 x 480
 JPEG photos with 0-3 faces under one camera condition each, and ``truth.json``
 (:mod:`ferlight.testing.photo_set` says what is drawn and recorded). Deterministic from ``--seed``;

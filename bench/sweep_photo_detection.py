@@ -81,9 +81,9 @@ def sweep_set(folder: Path, setting: dict) -> dict:
         records = {name: [{"box": [int(v) for v in box], "label": None} for box in detector.detect(image, still=True)] for name, image in images.items()}
         ms = (time.perf_counter() - start) * 1000 / len(images)
     faces, false = bench_photos.outcomes(truth, records)
-    required = [f for f in faces if f["visible"] >= 1]
+    counts = bench_photos.tally(faces, false)
     return {
-        "faces": len(required), "found": sum(f["found"] for f in required), "false": len(false),
+        "faces": counts.faces, "found": counts.found, "false": counts.false,
         "false_by_condition": dict(Counter(f["condition"] for f in false)), "ms_per_photo": ms,
     }
 
@@ -99,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, SyntaxError) as err:
         print(f"sweep_photo_detection: {err}", file=sys.stderr)
         return 2
-    for set_name in args.sets:
-        if not (args.photos / set_name / "truth.json").is_file():
-            print(f"sweep_photo_detection: no photo set {set_name!r} in {args.photos} (run bench/make_photo_set.py)", file=sys.stderr)
-            return 2
+    missing = bench_photos.missing_set(args.photos, args.sets)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     print("| setting | set | found | false | false by condition | ms a photo |")
     print("|---|---|---|---|---|---|")
     for text, setting in settings:

@@ -36,4 +36,4 @@ def test_bad_settings_and_missing_sets_exit_2(photos, capsys):
     assert sweep.main(["--photos", str(photos), "--try", "bogus=1"]) == 2
     assert "unknown setting 'bogus'" in capsys.readouterr().err
     assert sweep.main(["--photos", str(photos), "--sets", "busy"]) == 2
-    assert "no photo set 'busy'" in capsys.readouterr().err
+    assert f"no photo set in {photos / 'busy'}" in capsys.readouterr().err
