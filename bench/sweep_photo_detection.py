@@ -7,12 +7,13 @@ no emotion, so a sweep over a tuning set takes seconds a setting.
 Each ``--try`` is one setting, ``KEY=VALUE`` pairs separated by ``;`` (values are Python literals;
 the empty setting is today's default):
 
-- ``min_face``, ``detect_scale``, ``face_probability``: the MTCNN detector's options
+- ``min_face``, ``detect_scale``, ``face_probability``, ``verifier_probability``: the MTCNN detector's options
   (:class:`ferlight.inference.detection.DetectorOptions`);
 - ``still_search``: ``(scale, share of min_face)`` for a still image (``MtcnnDetector.still_search``);
 - ``still_pnet``, ``rescue``, ``pyramid_step``: MTCNN's still-image constants
-  (:data:`~ferlight.inference.mtcnn.STILL_PNET`, ``RESCUE``, ``PYRAMID_STEP``), set on the module
-  for that setting's run and put back after it.
+  (:data:`~ferlight.inference.mtcnn.STILL_PNET`, ``RESCUE``, ``PYRAMID_STEP``), and
+  ``still_face_probability`` (:data:`~ferlight.inference.detection.STILL_FACE_PROBABILITY`), set
+  on their module for that setting's run and put back after it.
 
 Each photo goes through ``FaceDetector.detect(image, still=True)``, the search that
 ``python -m ferlight.live`` runs on a folder of photos, and is scored as ``bench/bench_photos.py``
@@ -35,12 +36,17 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_photos  # noqa: E402
 
-from ferlight.inference import mtcnn  # noqa: E402
+from ferlight.inference import detection, mtcnn  # noqa: E402
 from ferlight.inference.detection import DetectorOptions, create_detector  # noqa: E402
 from ferlight.testing.photo_set import read_truth  # noqa: E402
 
-DETECTOR_KEYS = ("min_face", "detect_scale", "face_probability")
-MTCNN_CONSTANTS = {"still_pnet": "STILL_PNET", "rescue": "RESCUE", "pyramid_step": "PYRAMID_STEP"}
+DETECTOR_KEYS = ("min_face", "detect_scale", "face_probability", "verifier_probability")
+CONSTANTS = {
+    "still_pnet": (mtcnn, "STILL_PNET"),
+    "rescue": (mtcnn, "RESCUE"),
+    "pyramid_step": (mtcnn, "PYRAMID_STEP"),
+    "still_face_probability": (detection, "STILL_FACE_PROBABILITY"),
+}
 
 
 def parse_setting(text: str) -> dict:
@@ -49,24 +55,24 @@ def parse_setting(text: str) -> dict:
     for part in filter(None, (p.strip() for p in text.split(";"))):
         key, _, value = part.partition("=")
         key = key.strip()
-        if key not in (*DETECTOR_KEYS, "still_search", *MTCNN_CONSTANTS):
+        if key not in (*DETECTOR_KEYS, "still_search", *CONSTANTS):
             raise ValueError(f"unknown setting {key!r} in {text!r}")
         setting[key] = ast.literal_eval(value.strip())
     return setting
 
 
 @contextmanager
-def mtcnn_constants(setting: dict):
-    """MTCNN's module constants as ``setting`` says, for the duration of the block."""
-    saved = {name: getattr(mtcnn, name) for name in MTCNN_CONSTANTS.values()}
+def constants(setting: dict):
+    """The still search's module constants as ``setting`` says, for the duration of the block."""
+    saved = {key: getattr(module, name) for key, (module, name) in CONSTANTS.items()}
     try:
-        for key, name in MTCNN_CONSTANTS.items():
+        for key, (module, name) in CONSTANTS.items():
             if key in setting:
-                setattr(mtcnn, name, setting[key])
+                setattr(module, name, setting[key])
         yield
     finally:
-        for name, value in saved.items():
-            setattr(mtcnn, name, value)
+        for key, (module, name) in CONSTANTS.items():
+            setattr(module, name, saved[key])
 
 
 def sweep_set(folder: Path, setting: dict) -> dict:
@@ -76,7 +82,7 @@ def sweep_set(folder: Path, setting: dict) -> dict:
     if "still_search" in setting:
         detector.still_search = setting["still_search"]
     images = {photo["image"]: cv2.imread(str(folder / photo["image"])) for photo in truth["photos"]}
-    with mtcnn_constants(setting):
+    with constants(setting):
         start = time.perf_counter()
         records = {name: [{"box": [int(v) for v in box], "label": None} for box in detector.detect(image, still=True)] for name, image in images.items()}
         ms = (time.perf_counter() - start) * 1000 / len(images)

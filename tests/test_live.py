@@ -78,8 +78,8 @@ def test_flags_and_defaults():
     parser = build_parser()
     flags = set(re.findall(r"--[a-z][\w-]*", parser.format_help()))
     assert flags == {
-        "--help", "--checkpoint", "--run-id", "--tracking-uri", "--device", "--precision", "--photo-workers", "--photo-search", "--photo-tta", "--detector",
-        "--detector-model", "--scale-factor", "--min-neighbors", "--face-probability", "--min-face", "--detect-scale", "--detect-every",
+        "--help", "--checkpoint", "--run-id", "--tracking-uri", "--device", "--precision", "--photo-workers", "--photo-search", "--photo-tta", "--photo-exposure", "--detector",
+        "--detector-model", "--scale-factor", "--min-neighbors", "--face-probability", "--min-face", "--detect-scale", "--verifier-probability", "--detect-every",
         "--near-every", "--smoothing", "--no-display", "--output", "--jsonl", "--csv", "--timeline", "--max-frames", "--torch-threads", "--cv-threads",
     }
     defaults = parser.parse_args([])
@@ -176,8 +176,12 @@ def test_yunet_detector_option(tmp_path, capsys, checkpoint):
     cv2.imwrite(str(tmp_path / "square.png"), image)
     model, log = write_fake_yunet(tmp_path / "yunet.onnx"), tmp_path / "faces.jsonl"
     argv = [tmp_path / "square.png", "--checkpoint", checkpoint, "--no-display", "--jsonl", log]
-    assert run_main(capsys, *argv, "--detector", "yunet", "--detector-model", model, "--detect-scale", "0.5")[0] == 0
+    yunet = ["--detector", "yunet", "--detector-model", model, "--detect-scale", "0.5"]
+    # --verifier-probability 0: the stand-in's white square is no face, and the face verifier says so.
+    assert run_main(capsys, *argv, *yunet, "--verifier-probability", "0")[0] == 0
     assert [face["box"] for face in read_jsonl(log)[0]["faces"]] == [[192, 128, 128, 128]]
+    assert run_main(capsys, *argv, *yunet)[0] == 0
+    assert read_jsonl(log)[0]["faces"] == []
 
 
 def test_stream_that_drops_midway_leaves_complete_outputs(tmp_path, capsys, checkpoint):

@@ -81,8 +81,16 @@ from ferlight.testing.live_clips import (
 PHOTO_SOURCES = {
     **SET_SOURCES,
     "busy": {"photo": "astronaut", "backgrounds": ("china.jpg", "flower.jpg", "cell", "binary_blobs", "horse", "moon"), "usage": "PublicTest"},
+    # Training photos for the face verifier (bench/train_face_verifier.py): Training faces on tune's
+    # backgrounds and on images no benchmark set uses; busy's stay unseen, to choose its threshold on.
+    "train": {
+        "photo": "astronaut",
+        "backgrounds": SET_SOURCES["tune"]["backgrounds"] + ("page", "text", "logo", "colorwheel", "shepp_logan_phantom", "checkerboard", "logo2.png"),
+        "usage": "Training",
+    },
 }
 PHOTO_SETS = tuple(PHOTO_SOURCES)
+BENCHMARK_SETS = ("tune", "heldout", "busy")
 
 SIZE = (640, 480)  # width, height
 N_PHOTOS = 500  # per set
@@ -221,6 +229,8 @@ def background_image(name: str) -> np.ndarray:
     image = np.asarray(getattr(skimage.data, name)())
     if image.dtype == bool:  # binary images: black and white
         image = image.astype(np.uint8) * 255
+    elif image.dtype.kind == "f":  # float images: grey levels in [0, 1]
+        image = np.clip(image * 255, 0, 255).astype(np.uint8)
     return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2BGR)
 
 
@@ -411,7 +421,8 @@ def fer_pool(data, set_name: str, seed: int, ferplus: str | os.PathLike | None =
     from ferlight.data.fer_data import USAGES
 
     own = PHOTO_SOURCES[set_name]["usage"]
-    others = [USAGES.index(s["usage"]) for s in PHOTO_SOURCES.values() if s["usage"] != own]
+    # No test split's face occurs in the other test split, nor in the Training set's photos.
+    others = [USAGES.index(s["usage"]) for s in PHOTO_SOURCES.values() if s["usage"] not in (own, "Training")]
     usage = USAGES.index(own)
     other_pixels = {data.images[i].tobytes() for i in np.flatnonzero(np.isin(data.usage, others))}
     excluded = not_a_face(ferplus, len(data.images))

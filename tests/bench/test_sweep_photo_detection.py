@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import sweep_photo_detection as sweep  # noqa: E402
 
-from ferlight.inference import mtcnn  # noqa: E402
+from ferlight.inference import detection, mtcnn  # noqa: E402
 from ferlight.testing.photo_set import make_photo_set  # noqa: E402
 
 
@@ -24,12 +24,14 @@ def photos(tmp_path_factory):
 
 
 def test_a_setting_reaches_the_search_and_is_put_back(photos):
-    before = (mtcnn.STILL_PNET, mtcnn.RESCUE)
+    before = (mtcnn.STILL_PNET, mtcnn.RESCUE, detection.STILL_FACE_PROBABILITY)
     default = sweep.sweep_set(photos / "tune", {})
     assert default["faces"] > 0 and default["found"] >= default["faces"] - 1
     blind = sweep.sweep_set(photos / "tune", sweep.parse_setting("still_pnet=0.9999; rescue=(0.9999, 0.9999)"))
     assert blind["faces"] == default["faces"] and blind["found"] < default["found"]
-    assert (mtcnn.STILL_PNET, mtcnn.RESCUE) == before
+    doubted = sweep.sweep_set(photos / "tune", sweep.parse_setting("still_face_probability=0.9999; verifier_probability=0.9999"))
+    assert doubted["found"] < default["found"]
+    assert (mtcnn.STILL_PNET, mtcnn.RESCUE, detection.STILL_FACE_PROBABILITY) == before
 
 
 def test_bad_settings_and_missing_sets_exit_2(photos, capsys):

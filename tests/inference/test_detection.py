@@ -24,6 +24,8 @@ from ferlight.inference.detection import (
     create_detector,
     even_exposure,
 )
+from ferlight.inference.detection import VERIFIER_PROBABILITY
+from ferlight.inference.face_verifier import FaceVerifier
 from ferlight.inference.boxes import box_iou
 from ferlight.inference.recognizer import Recognizer
 from ferlight.testing.fake_yunet import write_fake_yunet
@@ -102,6 +104,25 @@ def test_a_still_image_is_searched_at_full_size_for_smaller_faces_than_a_frame()
     assert len(boxes) == 1 and box_iou(boxes, truth)[0, 0] > 0.6
 
 
+def test_the_face_verifier_has_the_last_word_on_still_images_only():
+    image = photo("astronaut")
+    truth = np.array([PHOTO_FACES["astronaut"]])
+    detector = create_detector()
+    assert isinstance(detector.verifier, FaceVerifier) and detector.verifier_probability == VERIFIER_PROBABILITY
+    (box,) = detector.detect(image, still=True)
+    assert box_iou(box[None], truth)[0, 0] > 0.5
+    seen = []
+    detector.verifier = lambda grey, boxes: seen.append((grey.ndim, len(boxes))) or np.zeros(len(boxes))  # doubts every box
+    assert len(detector.detect(image, still=True)) == 0 and seen == [(2, 1)]
+    assert len(detector.detect(image)) == 1 and len(seen) == 1  # a video frame's search asks no verifier
+    # With the verifier on, MTCNN's last stage keeps more boxes for it to judge than face_probability would.
+    detector.verifier = lambda grey, boxes: np.ones(len(boxes))
+    unverified = create_detector(DetectorOptions(verifier_probability=0))
+    assert unverified.verifier is None
+    busy = background("grass")
+    assert len(detector.detect(busy, still=True)) >= len(unverified.detect(busy, still=True))
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -115,6 +136,7 @@ def test_a_still_image_is_searched_at_full_size_for_smaller_faces_than_a_frame()
         (DetectorOptions(detect_scale=0.0), "detect_scale"),
         (DetectorOptions(detector="haar", min_neighbors=-1), "min_neighbors"),
         (DetectorOptions(face_probability=1.0), "face_probability"),
+        (DetectorOptions(verifier_probability=1.0), "verifier_probability"),
     ],
 )
 def test_bad_detector_options_are_config_errors(options, message):
@@ -139,5 +161,6 @@ def test_yunet_detector_runs_opencvs_face_detector_yn(tmp_path, checkpoint):
     assert detector.detect(frame).tolist() == [[192, 128, 128, 128]]
     assert detector.detect_near(frame, np.array([[0, 0, 50, 50]])).tolist() == [[192, 128, 128, 128]]
     assert len(create_detector(DetectorOptions("yunet", model, min_face=200)).detect(frame)) == 0
-    recognizer = Recognizer.from_checkpoint(checkpoint, detector="yunet", detector_model=model, detect_scale=0.5)
+    # verifier_probability=0: the fake's white square is no face, which the still search's verifier would see.
+    recognizer = Recognizer.from_checkpoint(checkpoint, detector="yunet", detector_model=model, detect_scale=0.5, verifier_probability=0)
     assert [f.box for f in recognizer(frame)] == [(192, 128, 128, 128)]

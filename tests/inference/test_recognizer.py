@@ -24,8 +24,8 @@ from ferlight.errors import CheckpointError, ConfigError, DataError
 from ferlight.inference.boxes import box_iou
 from ferlight.inference.checkpoint import load_model
 from ferlight.inference.crops import face_crops
-from ferlight.inference.detection import FaceDetector
-from ferlight.inference.recognizer import Face, Recognizer, RecognizerOptions
+from ferlight.inference.detection import FaceDetector, even_exposure
+from ferlight.inference.recognizer import CROP_EXPOSURE, Face, Recognizer, RecognizerOptions
 from ferlight.testing.checkpoints import save_checkpoint
 from ferlight.testing.live_clips import ClipSpec, FacePath, background, photo_face, render, write_video
 from ferlight.testing.live_scoring import score_clip
@@ -458,3 +458,18 @@ def test_photos_average_each_face_with_its_mirror_and_video_takes_one_view(check
     np.testing.assert_allclose(list(video.faces[0].probabilities.values()), face_only, atol=1e-5)
     with pytest.raises(ConfigError):
         RecognizerOptions(photo_tta="tencrop")
+
+
+def test_photos_even_out_each_face_crops_exposure_and_video_keeps_it(checkpoint):
+    image = np.random.default_rng(1).integers(180, 256, (100, 120), dtype=np.uint8)  # a washed-out photo
+    crop = face_crops(image, OneBoxDetector().detect(image))[0]
+    even = Recognizer(load_model(checkpoint), OneBoxDetector(), precision="32-true", photo_tta="none")
+    none = Recognizer(load_model(checkpoint), OneBoxDetector(), precision="32-true", photo_tta="none", photo_exposure="none")
+    assert RecognizerOptions().photo_exposure == "even"
+    np.testing.assert_allclose(list(even(image)[0].probabilities.values()), even.classify([even_exposure(crop, CROP_EXPOSURE)])[0], atol=1e-5)
+    np.testing.assert_allclose(list(none(image)[0].probabilities.values()), none.classify([crop])[0], atol=1e-5)
+    assert not np.allclose(even.classify([even_exposure(crop, CROP_EXPOSURE)])[0], even.classify([crop])[0], atol=1e-4)
+    video = next(even.process_video([image]))
+    np.testing.assert_allclose(list(video.faces[0].probabilities.values()), even.classify([crop])[0], atol=1e-5)
+    with pytest.raises(ConfigError):
+        RecognizerOptions(photo_exposure="clahe")

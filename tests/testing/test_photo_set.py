@@ -111,6 +111,20 @@ def test_pool_keeps_the_sets_apart_and_leaves_out_non_faces(tmp_path):
     assert sorted(f.row for f in fer_pool(data, "busy", 0, ferplus)) == [0]  # tuning side: tune's faces
 
 
+def test_the_verifier_training_set_holds_training_faces_found_in_no_test_split():
+    a, b, c = (np.full((48, 48), v, np.uint8) for v in (10, 20, 30))
+    images = np.stack([a, b, c, a])  # a is both a PublicTest and a Training face
+    usage = np.array([USAGES.index(u) for u in ("PublicTest", "Training", "Training", "Training")], np.int8)
+    data = FERData(images, np.zeros(4, np.int64), usage)
+    assert sorted(f.row for f in fer_pool(data, "train", 0)) == [1, 2]
+    assert [f.row for f in fer_pool(data, "tune", 0)] == [0]  # the test splits' sets keep their faces
+    train, heldout, busy = (PHOTO_SOURCES[name] for name in ("train", "heldout", "busy"))
+    assert not set(train["backgrounds"]) & (set(heldout["backgrounds"]) | set(busy["backgrounds"]))
+    for name in train["backgrounds"]:
+        image = background_image(name)
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and image.std() > 10
+
+
 def test_the_busy_set_is_on_the_tuning_side_with_backgrounds_of_its_own():
     busy, tune, heldout = (PHOTO_SOURCES[name] for name in ("busy", "tune", "heldout"))
     assert (busy["usage"], busy["photo"]) == (tune["usage"], tune["photo"])
