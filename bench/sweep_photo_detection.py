@@ -10,8 +10,8 @@ the empty setting is today's default):
 - ``min_face``, ``detect_scale``, ``face_probability``, ``verifier_probability``: the MTCNN detector's options
   (:class:`ferlight.inference.detection.DetectorOptions`);
 - ``still_search``: ``(scale, share of min_face)`` for a still image (``MtcnnDetector.still_search``);
-- ``still_pnet``, ``rescue``, ``pyramid_step``: MTCNN's still-image constants
-  (:data:`~ferlight.inference.mtcnn.STILL_PNET`, ``RESCUE``, ``PYRAMID_STEP``), and
+- ``still_pnet``, ``rescue``, ``rescue_at_most``, ``pyramid_step``: MTCNN's still-image constants
+  (:data:`~ferlight.inference.mtcnn.STILL_PNET`, ``RESCUE``, ``RESCUE_AT_MOST``, ``PYRAMID_STEP``), and
   ``still_face_probability`` (:data:`~ferlight.inference.detection.STILL_FACE_PROBABILITY`), set
   on their module for that setting's run and put back after it.
 
@@ -44,6 +44,7 @@ DETECTOR_KEYS = ("min_face", "detect_scale", "face_probability", "verifier_proba
 CONSTANTS = {
     "still_pnet": (mtcnn, "STILL_PNET"),
     "rescue": (mtcnn, "RESCUE"),
+    "rescue_at_most": (mtcnn, "RESCUE_AT_MOST"),
     "pyramid_step": (mtcnn, "PYRAMID_STEP"),
     "still_face_probability": (detection, "STILL_FACE_PROBABILITY"),
 }
