@@ -4,7 +4,7 @@ honours the size range it is asked for."""
 import numpy as np
 import torch
 
-from ferlight.inference.mtcnn import RESCUE, WEIGHTS, MtcnnFaces, PNet, _crops, _nms, for_grey, onet, rnet
+from ferlight.inference.mtcnn import RESCUE, RESCUE_AT_MOST, WEIGHTS, MtcnnFaces, PNet, _crops, _nms, for_grey, onet, rnet
 from ferlight.testing.live_clips import PHOTO_FACES, photo
 
 
@@ -75,3 +75,22 @@ def test_a_still_search_keeps_a_face_that_r_net_doubts_when_o_net_is_sure(monkey
     assert face[4] >= RESCUE[1]
     x, y, w, h = PHOTO_FACES["astronaut"]
     assert np.abs((face[:2] + face[2:4]) / 2 - (x + w / 2, y + h / 2)).max() < 0.15 * w
+
+
+def test_a_still_search_sends_only_the_most_probable_doubted_boxes_on_to_o_net(monkeypatch):
+    faces = MtcnnFaces()
+    grey = photo("astronaut")[:, :, 1].copy()
+    rnet, onet_net = faces.grey_nets[1], faces.grey_nets[2]
+    seen = []
+
+    def doubting(x):  # R-Net doubts every candidate, each a little less than the one before
+        probability, offsets = rnet(x)
+        return torch.linspace(0.6, 0.06, len(probability)), offsets
+
+    def counting(x):
+        seen.append(len(x))
+        return onet_net(x)
+
+    monkeypatch.setattr(faces, "grey_nets", (faces.grey_nets[0], doubting, counting))
+    faces(grey, min_size=20, still=True)
+    assert seen == [RESCUE_AT_MOST]
