@@ -49,6 +49,28 @@ PRUNERS = {
     "hyperband": optuna.pruners.HyperbandPruner,
     "threshold": optuna.pruners.ThresholdPruner,
 }
+
+
+class AnyPruner(optuna.pruners.BasePruner):
+    """Prunes a trial when any of ``pruners`` would (each ``{name: NAME, option: value, ...}`` of
+    :data:`PRUNERS`): Optuna's pruners judge by one rule each and cannot be combined (a study may
+    want a trial worse than the median dropped, and one no better than chance too)."""
+
+    def __init__(self, pruners: list[dict]) -> None:
+        if not isinstance(pruners, list) or not pruners:
+            raise ValueError("any needs a list of pruners")
+        self.pruners = []
+        for options in map(dict, pruners):
+            name = options.pop("name", None)
+            if name not in PRUNERS or name == "any":
+                raise ValueError(f"unknown pruner {name!r} in any; choose from {', '.join(n for n in PRUNERS if n != 'any')}")
+            self.pruners.append(PRUNERS[name](**options))
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return any(pruner.prune(study, trial) for pruner in self.pruners)
+
+
+PRUNERS["any"] = AnyPruner
 STUDY_KEYS = ("study_name", "sampler", "pruner", "n_trials", "fixed", "grid", "space", "enqueue")
 
 

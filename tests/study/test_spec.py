@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
 from ferlight.errors import ConfigError
-from ferlight.study.spec import applies, load_study_spec, setting_value
+from ferlight.study.spec import applies, build_pruner, load_study_spec, setting_value
 from ferlight.training.config import FitConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,3 +89,33 @@ def test_setting_value_is_what_the_config_trains_with():
 def test_a_point_or_space_with_an_option_its_architecture_lacks_is_refused(tmp_path, doc, key):
     with pytest.raises(ConfigError, match=re.escape(f"s.yaml: {key}:")):
         load_study_spec(write_study(tmp_path / "s.yaml", doc))
+
+
+def test_the_paper_study_prunes_below_the_median_and_at_chance():
+    """Four of the grid's five VGG11 rows seed the study at 25.2% every epoch (every face "happy"):
+    the median alone would prune nothing there, the threshold prunes a trial stuck at chance."""
+    spec = load_study_spec(REPO / "sweeps" / "paper_study.yaml")
+    pruner = build_pruner(spec)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for history in ([0.2515] * 8,) * 4 + ([0.25, 0.25, 0.34, 0.45, 0.48, 0.50, 0.53, 0.55],):
+        study.add_trial(optuna.trial.create_trial(value=history[-1], intermediate_values=dict(enumerate(history))))
+
+    def pruned_at(history) -> int | None:
+        trial = study.ask()
+        for step, value in enumerate(history):
+            trial.report(value, step)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return step
+        study.tell(trial, history[-1])
+        return None
+
+    assert pruned_at([0.2515] * 8) == 3  # at chance from the fourth epoch: pruned there
+    assert pruned_at([0.25, 0.25, 0.40, 0.50, 0.55, 0.56, 0.57, 0.58]) is None
+
+
+def test_any_pruner_needs_a_list_of_known_pruners(tmp_path):
+    doc = {"sampler": "tpe", "space": {"lr": {"low": 1e-4, "high": 1e-2}}}
+    for pruner in ({"name": "any", "pruners": []}, {"name": "any", "pruners": [{"name": "bogus"}]}, {"name": "any", "pruners": [{"name": "any", "pruners": []}]}):
+        with pytest.raises(ConfigError, match=re.escape("s.yaml: pruner:")):
+            load_study_spec(write_study(tmp_path / "s.yaml", {**doc, "pruner": pruner}))
