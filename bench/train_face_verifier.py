@@ -38,7 +38,7 @@ from bench_photos import match
 from ferlight.inference import mtcnn
 from ferlight.inference.detection import even_exposure, to_grey
 from ferlight.inference.face_verifier import WEIGHTS, FaceVerifierNet, standardise, verifier_crops
-from ferlight.testing.photo_set import read_truth
+from ferlight.testing.photo_set import grown, overlaps, read_truth
 
 # MTCNN for mining: P-Net, R-Net and O-Net thresholds, far below ferlight's (mtcnn.THRESHOLDS,
 # STILL_PNET, RESCUE), and the smallest face searched (the still search's 36 px, a little less).
@@ -46,18 +46,9 @@ MINE_THRESHOLDS = (0.4, 0.05, 0.05)
 MINE_MIN_FACE = 32
 JITTERS = 2  # moved copies of each face's box: by up to 8% of its side, scaled by 0.9-1.1
 RANDOM_BOXES = 3  # random non-face squares per photo, 32-250 px
-KEEP_APART = 0.1  # a non-face box overlaps no face's box grown by this share of its side
+KEEP_APART = 0.1  # a random square overlaps no face's box grown by this share of its side
 EPOCHS = 12
 BATCH = 256
-
-
-def _overlaps_any(box, faces) -> bool:
-    x, y, w, h = box
-    for fx, fy, fw, fh in faces:
-        m = KEEP_APART * fw
-        if x < fx + fw + m and fx - m < x + w and y < fy + fh + m and fy - m < y + h:
-            return True
-    return False
 
 
 def jittered(box: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
@@ -98,7 +89,7 @@ def mine(folder: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
         for _ in range(RANDOM_BOXES):
             side = int(rng.integers(32, 251))
             box = (int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1)), side, side)
-            if not _overlaps_any(box, true_boxes):
+            if not any(overlaps(box, grown(face, KEEP_APART)) for face in true_boxes):
                 chosen.append(np.array(box, np.float64))
                 chosen_labels.append(0)
         if chosen:
@@ -108,7 +99,7 @@ def mine(folder: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flips, and contrast and blur a little changed, on a batch N x 1 x H x W."""
+    """Random horizontal flips and contrast scaled by 0.8-1.2, on a standardised batch N x 1 x H x W."""
     flip = torch.rand(len(x), generator=generator) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x * (0.8 + 0.4 * torch.rand(len(x), 1, 1, 1, generator=generator))

@@ -249,11 +249,13 @@ def random_background(image: np.ndarray, rng: np.random.Generator, size: tuple[i
     return cv2.resize(np.ascontiguousarray(crop), size, interpolation=cv2.INTER_AREA if cut_w > width else cv2.INTER_CUBIC)
 
 
-def _overlaps(a, b) -> bool:
+def overlaps(a, b) -> bool:
+    """Whether two boxes ``(x, y, w, h)`` share any area."""
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
-def _grown(box, share: float = KEEP_APART):
+def grown(box, share: float = KEEP_APART):
+    """``box`` grown by ``share`` of its width on each side."""
     m = share * box[2]
     return (box[0] - m, box[1] - m, box[2] + 2 * m, box[3] + 2 * m)
 
@@ -262,7 +264,7 @@ def fits(candidate: PlacedFace, placed: list[PlacedFace]) -> bool:
     """Whether ``candidate`` keeps apart from every face in ``placed`` (neither patch covers the
     other's box grown by :data:`KEEP_APART`)."""
     return all(
-        not _overlaps(candidate.patch_rect, _grown(other.box)) and not _overlaps(other.patch_rect, _grown(candidate.box))
+        not overlaps(candidate.patch_rect, grown(other.box)) and not overlaps(other.patch_rect, grown(candidate.box))
         for other in placed
     )
 
