@@ -160,7 +160,9 @@ class FaceDetector:
     # ``min_face``); None: the frame's.
     still_search: tuple[float, float] | None = None
 
-    def __init__(self, min_face: int = MIN_FACE, detect_scale: float = DETECT_SCALE, verifier_probability: float = VERIFIER_PROBABILITY) -> None:
+    def __init__(
+        self, min_face: int = MIN_FACE, detect_scale: float = DETECT_SCALE, verifier_probability: float = VERIFIER_PROBABILITY
+    ) -> None:
         if isinstance(min_face, bool) or not isinstance(min_face, int) or min_face < 1:
             raise ConfigError(f"min_face must be a positive number of pixels, got {min_face!r}")
         if not 0 < detect_scale <= 1:

@@ -116,6 +116,7 @@ def test_the_paper_study_prunes_below_the_median_and_at_chance():
 
 def test_any_pruner_needs_a_list_of_known_pruners(tmp_path):
     doc = {"sampler": "tpe", "space": {"lr": {"low": 1e-4, "high": 1e-2}}}
-    for pruner in ({"name": "any", "pruners": []}, {"name": "any", "pruners": [{"name": "bogus"}]}, {"name": "any", "pruners": [{"name": "any", "pruners": []}]}):
+    for pruners in ([], [{"name": "bogus"}], [{"name": "any", "pruners": []}]):
+        pruner = {"name": "any", "pruners": pruners}
         with pytest.raises(ConfigError, match=re.escape("s.yaml: pruner:")):
             load_study_spec(write_study(tmp_path / "s.yaml", {**doc, "pruner": pruner}))
