@@ -38,7 +38,7 @@ from bench_photos import match
 from ferlight.inference import mtcnn
 from ferlight.inference.detection import even_exposure, to_grey
 from ferlight.inference.face_verifier import WEIGHTS, FaceVerifierNet, standardise, verifier_crops
-from ferlight.testing.photo_set import grown, overlaps, read_truth
+from ferlight.testing.photo_set import TRUTH, grown, overlaps, read_truth
 
 # MTCNN for mining: P-Net, R-Net and O-Net thresholds, far below ferlight's (mtcnn.THRESHOLDS,
 # STILL_PNET, RESCUE), and the smallest face searched (the still search's 36 px, a little less).
@@ -148,10 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for name in ("train", "busy"):
-        if not (args.photos / name / "truth.json").is_file():
+        if not (args.photos / name / TRUTH).is_file():
             print(f"no {name} set in {args.photos} (python bench/make_photo_set.py --out {args.photos} --sets {name})", file=sys.stderr)
             return 2
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     start = time.perf_counter()
     train_x, train_y = mine(args.photos / "train", args.seed)
     val_x, val_y = mine(args.photos / "busy", args.seed + 1)

@@ -50,6 +50,6 @@ def test_shipped_verifier_tells_real_faces_from_backgrounds(verifier):
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (200, 200), dtype=np.uint8)
     assert (verifier(grey, faces) > 0.5).all()
-    assert (verifier(grey, np.array([[380, 300, 100, 100], [0, 400, 90, 90]])) < 0.5).all()  # the suit, the flag
+    assert (verifier(grey, np.array([[380, 300, 100, 100], [0, 400, 90, 90]])) < 0.5).all()  # the helmet, the suit's sleeve by the flag
     assert (verifier(noise, np.array([[20, 20, 120, 120]])) < 0.5).all()
     assert verifier(grey, np.zeros((0, 4))).shape == (0,)
