@@ -194,6 +194,8 @@ def test_help_lists_every_option_with_its_default(workdir, run_command):
         (["--data", "/nonexistent/fer2013.csv"], "/nonexistent/fer2013.csv"),
         (["--tracking-uri", "sqlite:////proc/ferlight/mlflow.db"], "tracking"),
         (["--model-options", "{colour: 3}"], "colour"),
+        (["--init-weights", "/nonexistent/model.pt"], "checkpoint not found: /nonexistent/model.pt"),
+        (["--arch", "vgg11", "--init-weights", "default"], "--init-weights default: its model is fervgg_small"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(workdir, tiny_csv, capsys, args, expected):
@@ -341,3 +343,20 @@ def test_every_recipe_trains(workdir, tiny_csv, recipe, capsys):
     assert main(["--config", str(recipe), "--data", str(tiny_csv), "--accelerator", "cpu", "--fast-dev-run", "true",
                  "--progress-bar", "false"]) == 0
     assert "test/acc=" in capsys.readouterr().out
+
+
+def test_init_weights_starts_a_run_from_the_shipped_model_and_refuses_another_architecture():
+    from ferlight.errors import ConfigError
+    from ferlight.training.classifier import EmotionClassifier
+    from ferlight.training.run import init_weights
+
+    shipped = load_model(resolve_checkpoint())
+    module = EmotionClassifier(arch=shipped.arch, model_options=shipped.model_options, class_names=shipped.class_names)
+    assert not torch.equal(module.model.state_dict()["head.3.weight"], shipped.model.state_dict()["head.3.weight"])
+    init_weights(module, "default")
+    for name, value in shipped.model.state_dict().items():
+        assert torch.equal(module.model.state_dict()[name], value), name
+    other = EmotionClassifier(arch=shipped.arch, model_options=shipped.model_options, class_names=shipped.class_names[:6])
+    with pytest.raises(ConfigError, match="6 classes"):
+        init_weights(other, "default")
+

@@ -239,9 +239,7 @@ class Recognizer:
         check_choice("test-time augmentation", tta, PHOTO_TTA_MODES)
         if not len(faces):
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        grey = [to_grey(_check_image(face)) for face in faces]
-        batch = np.stack([cv2.resize(f, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA) for f in grey])
-        x = normalize(torch.from_numpy(batch).to(self.device))
+        x = normalize(torch.from_numpy(model_inputs(faces)).to(self.device))
         with autocast(self.device, self.precision.dtype):
             probabilities = tta_probabilities(self.model, x, tta, self.crop_size)
         return probabilities.cpu().numpy()
@@ -318,9 +316,7 @@ class Recognizer:
         frames, images, running = zip(*searches) if searches else ((), (), ())
         boxes, detect_ms = zip(*(search.result() for search in running)) if running else ((), ())
         start = time.perf_counter()
-        crops = [crop for image, found in zip(images, boxes) for crop in face_crops(image, found)]
-        if self.photo_exposure == "even":
-            crops = [even_exposure(to_grey(crop), CROP_EXPOSURE) for crop in crops]
+        crops = [crop for image, found in zip(images, boxes) for crop in self.photo_crops(image, found)]
         probabilities = self.classify(crops, self.photo_tta)
         classify_ms = (time.perf_counter() - start) * 1000 / max(len(frames), 1)
         per_image = np.split(probabilities, np.cumsum([len(found) for found in boxes])[:-1])
@@ -336,6 +332,12 @@ class Recognizer:
             )
             for frame, image, found, p, ms in zip(frames, images, boxes, per_image, detect_ms)
         ]
+
+    def photo_crops(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
+        """The crops of a still image's faces as they reach the model: each box's crop, its exposure
+        evened out when ``photo_exposure`` is ``even``."""
+        crops = face_crops(image, boxes)
+        return [even_exposure(to_grey(crop), CROP_EXPOSURE) for crop in crops] if self.photo_exposure == "even" else crops
 
     def _timed_detect(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The faces of a whole image, and the milliseconds the search took."""
@@ -373,6 +375,13 @@ class Recognizer:
             named = {name: float(v) for name, v in zip(self.class_names, p)}
             faces.append(Face(tuple(int(v) for v in box), named, self.class_names[int(np.argmax(p))], track_id))
         return faces
+
+
+def model_inputs(faces: Sequence[np.ndarray]) -> np.ndarray:
+    """Face crops of any size, BGR or grey, as the model's input: N x 48 x 48 grey uint8 (area
+    resampling), before normalisation."""
+    grey = [to_grey(_check_image(face)) for face in faces]
+    return np.stack([cv2.resize(f, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA) for f in grey])
 
 
 def _steady(track: Track) -> bool:

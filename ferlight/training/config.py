@@ -76,6 +76,7 @@ class FitConfig:
     run_name: Optional[str] = option(None, "MLflow run name (default: ARCH-PROTOCOL-LABELS)")
     tracking_uri: Optional[str] = option(None, "MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     resume: Optional[str] = option(None, "'auto' (newest unfinished run of this experiment and run name) or a last.ckpt path")
+    init_weights: Optional[str] = option(None, "fine-tune: start from this model's weights (a checkpoint, an MLflow model URI, or 'default': the shipped model); same architecture and classes")
     register_model: Optional[str] = option(None, "register the run's logged model under this name in the MLflow Model Registry")
     system_metrics: bool = option(False, "log MLflow's system metrics (CPU, memory; GPU utilisation and memory on a GPU): pip install 'ferlight[system-metrics]'")
     checkpoint_dir: str = option("checkpoints", "local folder for checkpoints (the best is also logged to MLflow)")

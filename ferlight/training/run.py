@@ -35,7 +35,7 @@ from ferlight.data import FER2013DataModule
 from ferlight.data.load import find_source
 from ferlight.data.preprocess import eval_transform
 from ferlight.inference import pyfunc
-from ferlight.inference.checkpoint import save_slim
+from ferlight.inference.checkpoint import load_model, resolve_checkpoint, save_slim
 from ferlight.errors import ConfigError, PeerLost, first_line
 from ferlight.options import options_for
 from ferlight.models import list_models
@@ -62,6 +62,22 @@ def build_module(cfg: FitConfig, dm: FER2013DataModule) -> EmotionClassifier:
     """The module with the config's options; the classes and class weights come from the data."""
     weights = dm.class_weights().tolist() if cfg.class_weights else None
     return EmotionClassifier(**{**options_for(EmotionClassifier, cfg), "class_names": dm.class_names, "class_weights": weights})
+
+
+def init_weights(module: EmotionClassifier, source: str) -> None:
+    """Load another model's weights into ``module`` before training (fine-tuning): a checkpoint path,
+    an MLflow model URI or ``default`` (the shipped model). Its architecture, model options and
+    classes must be the run's; a resumed run's checkpoint still wins over these weights."""
+    loaded = load_model(resolve_checkpoint(None if source == "default" else source))
+    hp = module.hparams
+    theirs = (loaded.arch, loaded.model_options, loaded.class_names)
+    ours = (hp.arch, dict(hp.model_options or {}), tuple(hp.class_names))
+    if theirs != ours:
+        raise ConfigError(
+            f"--init-weights {source}: its model is {loaded.arch} {loaded.model_options} with {len(loaded.class_names)} classes, "
+            f"this run's is {hp.arch} {ours[1]} with {len(ours[2])} classes"
+        )
+    module.model.load_state_dict(loaded.model.state_dict())
 
 
 def _resume_point(cfg: FitConfig) -> tuple[str | None, str | None]:
@@ -95,6 +111,8 @@ def run_fit(cfg: FitConfig, callbacks: Sequence[Callback] = (), tags: dict | Non
     monitor = _system_metrics_monitor() if cfg.system_metrics else None
     dm.setup("fit")
     module = build_module(cfg, dm)
+    if cfg.init_weights:
+        init_weights(module, cfg.init_weights)
 
     run_id, ckpt_path = _resume_point(cfg)
     tags = {**hardware.tags(), **(tags or {})}
