@@ -2,7 +2,7 @@
 
     python bench/make_photo_set.py --out .cache/photos [--data ../shared/data/fer2013_images.u8.xz] [--photos 500] [--seed 0]
 
-The benchmark's three sets (``--sets train`` writes the face verifier's training photos instead),
+The benchmark's three sets (``--sets train clutter`` writes the face verifier's training photos instead),
 ``tune`` (FER2013 PublicTest faces, the astronaut photograph; settings are chosen on it),
 ``busy`` (the same sources on busy backgrounds that neither other set uses; settings are chosen on it too)
 and ``heldout`` (PrivateTest faces, Grace Hopper; only measured), each ``--photos`` 640 x 480
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=N_PHOTOS, help="photos per set (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--sets", nargs="+", choices=PHOTO_SETS, default=list(BENCHMARK_SETS), help="default: the benchmark's three; train: the face verifier's photos"
+        "--sets", nargs="+", choices=PHOTO_SETS, default=list(BENCHMARK_SETS), help="default: the benchmark's three; train, clutter: the face verifier's photos"
     )
     args = parser.parse_args(argv)
     if args.photos < 1:

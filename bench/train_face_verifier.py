@@ -1,7 +1,8 @@
-"""Train the face verifier (:mod:`ferlight.inference.face_verifier`) on photos of the ``train`` set and
-write its weights.
+"""Train the face verifier (:mod:`ferlight.inference.face_verifier`) on photos of the ``train`` and
+``clutter`` sets and write its weights.
 
     python bench/make_photo_set.py --out .cache/photos --sets train --photos 3000   # once
+    python bench/make_photo_set.py --out .cache/photos --sets clutter --photos 1000 # once
     python bench/make_photo_set.py --out .cache/photos --sets busy                  # validation
     python bench/train_face_verifier.py --photos .cache/photos [--out ferlight/weights/face_verifier.pt]
 
@@ -17,7 +18,8 @@ both among them:
 - a box that finds a face cut by the photo's edge is left out (the benchmark counts it neither way).
 
 The ``train`` set's photos hold FER2013 Training faces only, on tune's backgrounds and on images no
-benchmark set uses. The epoch is chosen on the ``busy`` set's boxes (its backgrounds are unseen,
+benchmark set uses; ``clutter``'s, Training faces on drawn pebbles, leaves and grain
+(:mod:`ferlight.testing.textures`). The epoch is chosen on the ``busy`` set's boxes (its backgrounds are unseen,
 as the held-out set's are): the least validation loss. Deterministic on one machine from
 ``--seed``; 2 cores take a few minutes.
 """
@@ -47,6 +49,7 @@ MINE_MIN_FACE = 32
 JITTERS = 2  # moved copies of each face's box: by up to 8% of its side, scaled by 0.9-1.1
 RANDOM_BOXES = 3  # random non-face squares per photo, 32-250 px
 KEEP_APART = 0.1  # a random square overlaps no face's box grown by this share of its side
+TRAINING_SETS = ("train", "clutter")
 EPOCHS = 12
 BATCH = 256
 
@@ -143,16 +146,18 @@ def train(train_x, train_y, val_x, val_y, seed: int, log=print) -> tuple[FaceVer
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, default=Path(".cache/photos"), help="holds the train and busy sets")
+    parser.add_argument("--photos", type=Path, default=Path(".cache/photos"), help="holds the training sets and busy")
+    parser.add_argument("--sets", nargs="+", default=list(TRAINING_SETS), help="the training sets (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for name in ("train", "busy"):
+    for name in (*args.sets, "busy"):
         if not (args.photos / name / TRUTH).is_file():
             print(f"no {name} set in {args.photos} (python bench/make_photo_set.py --out {args.photos} --sets {name})", file=sys.stderr)
             return 2
     start = time.perf_counter()
-    train_x, train_y = mine(args.photos / "train", args.seed)
+    mined = [mine(args.photos / name, args.seed + 2 * index) for index, name in enumerate(args.sets)]  # busy: seed + 1
+    train_x, train_y = np.concatenate([x for x, _ in mined]), np.concatenate([y for _, y in mined])
     val_x, val_y = mine(args.photos / "busy", args.seed + 1)
     print(f"mined in {time.perf_counter() - start:.0f} s: train {int(train_y.sum())} faces, {int((1 - train_y).sum())} non-faces; "
           f"busy {int(val_y.sum())} and {int((1 - val_y).sum())}", file=sys.stderr, flush=True)

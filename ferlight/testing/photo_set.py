@@ -22,6 +22,9 @@ Backgrounds differ per set too (:data:`PHOTO_SOURCES`): ``tune`` and ``heldout``
 (:data:`~ferlight.testing.live_clips.SET_SOURCES`), and a third set, ``busy``, on the tuning side:
 ``tune``'s faces and photograph on busy natural images that neither other set uses, because
 ``tune``'s backgrounds make almost no false faces and so cannot show what a setting costs there.
+Two more sets train the face verifier and are no benchmark's: ``train`` (FER2013 Training faces on
+tune's backgrounds and on images no benchmark set uses) and ``clutter`` (Training faces on drawn
+clutter, :mod:`ferlight.testing.textures`).
 
 Camera conditions, one per photo (:data:`CONDITIONS`, drawn in equal shares, the parameters at
 random per photo and recorded in ``params``); every face of a photo has its photo's condition:
@@ -75,6 +78,7 @@ from ferlight.testing.live_clips import (
     photo,
     photo_face,
 )
+from ferlight.testing.textures import TEXTURES, texture
 
 # The photo sets: the live clips' two, and ``busy`` (tuning side: PublicTest faces, the astronaut)
 # on busy images that neither of the others uses.
@@ -88,6 +92,9 @@ PHOTO_SOURCES = {
         "backgrounds": SET_SOURCES["tune"]["backgrounds"] + ("page", "text", "logo", "colorwheel", "shepp_logan_phantom", "checkerboard", "logo2.png"),
         "usage": "Training",
     },
+    # More of the verifier's training photos: Training faces on drawn clutter (pebbles, grain), the
+    # surfaces false faces come from, which no package's image and no benchmark set holds.
+    "clutter": {"photo": "astronaut", "backgrounds": TEXTURES, "usage": "Training"},
 }
 PHOTO_SETS = tuple(PHOTO_SOURCES)
 BENCHMARK_SETS = ("tune", "heldout", "busy")
@@ -215,7 +222,9 @@ def rotate_face(face: FaceImage, degrees: float) -> FaceImage:
 
 def background_image(name: str) -> np.ndarray:
     """A background at its own size, BGR (scikit-image by name; matplotlib's or scikit-learn's
-    sample images by file name)."""
+    sample images by file name; :mod:`ferlight.testing.textures`' drawn clutter by its name)."""
+    if name in TEXTURES:
+        return texture(name)
     if name in ("china.jpg", "flower.jpg"):
         from sklearn.datasets import load_sample_image
 

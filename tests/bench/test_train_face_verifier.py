@@ -20,7 +20,7 @@ from ferlight.testing.photo_set import make_photo_set, read_truth  # noqa: E402
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     out = tmp_path_factory.mktemp("photos")
-    for name in ("train", "busy"):
+    for name in ("train", "clutter", "busy"):
         make_photo_set(out, name, None, n_photos=10)  # the astronaut only
     return out
 

@@ -118,9 +118,12 @@ def test_the_verifier_training_set_holds_training_faces_found_in_no_test_split()
     data = FERData(images, np.zeros(4, np.int64), usage)
     assert sorted(f.row for f in fer_pool(data, "train", 0)) == [1, 2]
     assert [f.row for f in fer_pool(data, "tune", 0)] == [0]  # the test splits' sets keep their faces
-    train, heldout, busy = (PHOTO_SOURCES[name] for name in ("train", "heldout", "busy"))
-    assert not set(train["backgrounds"]) & (set(heldout["backgrounds"]) | set(busy["backgrounds"]))
-    for name in train["backgrounds"]:
+    assert sorted(f.row for f in fer_pool(data, "clutter", 0)) == [1, 2]
+    train, clutter, heldout, busy = (PHOTO_SOURCES[name] for name in ("train", "clutter", "heldout", "busy"))
+    assert clutter["usage"] == train["usage"] == "Training"
+    backgrounds = set(train["backgrounds"]) | set(clutter["backgrounds"])
+    assert not backgrounds & (set(heldout["backgrounds"]) | set(busy["backgrounds"]))
+    for name in backgrounds:
         image = background_image(name)
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and image.std() > 10
 
