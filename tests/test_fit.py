@@ -359,4 +359,3 @@ def test_init_weights_starts_a_run_from_the_shipped_model_and_refuses_another_ar
     other = EmotionClassifier(arch=shipped.arch, model_options=shipped.model_options, class_names=shipped.class_names[:6])
     with pytest.raises(ConfigError, match="6 classes"):
         init_weights(other, "default")
-
